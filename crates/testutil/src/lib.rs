@@ -43,13 +43,19 @@ pub fn busybox_rootfs(root: &Path) -> Result<(), FixtureError> {
     if !Path::new(BUSYBOX).exists() {
         return Err(FixtureError::NoBusybox(BUSYBOX));
     }
-    for dir in ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var", "run", "usr/bin", "sbin"] {
+    for dir in [
+        "bin", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var", "run", "usr/bin", "sbin",
+    ] {
         fs::create_dir_all(root.join(dir)).map_err(io(format!("mkdir {dir}")))?;
     }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).map_err(io("chmod /tmp"))?;
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
+        .map_err(io("chmod /tmp"))?;
     let target = root.join("bin/busybox");
     fs::copy(BUSYBOX, &target).map_err(io("copy busybox"))?;
-    let list = Command::new(BUSYBOX).arg("--list").output().map_err(io("busybox --list"))?;
+    let list = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .map_err(io("busybox --list"))?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let applet = applet.trim();
         if applet.is_empty() || applet == "busybox" {
@@ -65,7 +71,8 @@ pub fn busybox_rootfs(root: &Path) -> Result<(), FixtureError> {
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     )
     .map_err(io("write /etc/passwd"))?;
-    fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").map_err(io("write /etc/group"))?;
+    fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")
+        .map_err(io("write /etc/group"))?;
     Ok(())
 }
 

@@ -1,0 +1,323 @@
+//! Which namespaces a container gets and how: created by clone3's flags,
+//! joined by path with setns(2), or unshared after joining. The plan is a
+//! pure function of the config; the effects are a few syscalls.
+//!
+//! Kernel rules that shape the plan (namespaces(7), setns(2), unshare(2)):
+//! - a user namespace must be joined or created before the others, so they
+//!   are owned by it;
+//! - joining a pid namespace, or creating one with unshare, only affects
+//!   children: a second fork is needed to have the init inside;
+//! - a time namespace's offsets can only be written before any process is in
+//!   it, so it is always unshared, offsets written, then forked into;
+//! - a cgroup namespace's root is the cgroup of the process that creates it,
+//!   so it is unshared only after the process joined its cgroup.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespace, LinuxNamespaceType};
+
+use crate::error::{Error, NixContext, Result};
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// The /proc/PID/ns/ name of a namespace type.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Join order: user first (it decides what we may do next), mount last
+/// (joining it changes our root and cwd).
+const JOIN_ORDER: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Mount,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Namespaces created by clone3 itself.
+    pub clone: CloneFlags,
+    /// Namespaces to join, in join order.
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// A user namespace unshared by the child after joining (its maps are
+    /// written by the parent).
+    pub unshare_user: bool,
+    /// Other namespaces unshared by the child after joining.
+    pub unshare: CloneFlags,
+    /// A cgroup namespace, unshared once the process is in its cgroup.
+    pub unshare_cgroup: bool,
+    /// A time namespace (always unshared, then forked into).
+    pub unshare_time: bool,
+    /// Whether the init is a second child (pid joined/unshared, or time).
+    pub second_fork: bool,
+    /// Whether any user namespace is new (the parent writes id maps).
+    pub new_user: bool,
+}
+
+impl Plan {
+    pub fn new(namespaces: &[LinuxNamespace]) -> Plan {
+        let new: Vec<LinuxNamespaceType> = namespaces
+            .iter()
+            .filter(|n| n.path().is_none())
+            .map(|n| n.typ())
+            .collect();
+        let mut join: Vec<(LinuxNamespaceType, PathBuf)> = namespaces
+            .iter()
+            .filter_map(|n| n.path().clone().map(|p| (n.typ(), p)))
+            .collect();
+        join.sort_by_key(|(t, _)| JOIN_ORDER.iter().position(|o| o == t));
+        let is_new = |t| new.contains(&t);
+        let mut plan = Plan {
+            clone: CloneFlags::empty(),
+            join: join.clone(),
+            unshare_user: false,
+            unshare: CloneFlags::empty(),
+            unshare_cgroup: is_new(LinuxNamespaceType::Cgroup),
+            unshare_time: is_new(LinuxNamespaceType::Time),
+            second_fork: false,
+            new_user: is_new(LinuxNamespaceType::User),
+        };
+        let ordinary = [
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Pid,
+        ];
+        let flags = ordinary
+            .iter()
+            .filter(|t| is_new(**t))
+            .fold(CloneFlags::empty(), |f, t| f | clone_flag(*t));
+        if join.is_empty() {
+            // Fast path: one clone3 creates everything; a new pid namespace
+            // makes the child pid 1 directly.
+            plan.clone = flags;
+            if plan.new_user {
+                plan.clone |= CloneFlags::CLONE_NEWUSER;
+            }
+        } else {
+            plan.unshare_user = plan.new_user;
+            plan.unshare = flags;
+        }
+        if plan.unshare_time && plan.clone.contains(CloneFlags::CLONE_NEWPID) {
+            // The process forked after the time namespace must be pid 1, so
+            // the pid namespace is unshared alongside, not cloned into.
+            plan.clone.remove(CloneFlags::CLONE_NEWPID);
+            plan.unshare |= CloneFlags::CLONE_NEWPID;
+        }
+        let pid_joined = join.iter().any(|(t, _)| *t == LinuxNamespaceType::Pid);
+        plan.second_fork =
+            plan.unshare_time || pid_joined || plan.unshare.contains(CloneFlags::CLONE_NEWPID);
+        plan
+    }
+}
+
+/// Opens every namespace path before any is joined: once a mount namespace
+/// is joined, the other paths would resolve in the container's view.
+pub fn open_joins(
+    join: &[(LinuxNamespaceType, PathBuf)],
+) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+    join.iter()
+        .map(|(t, p)| {
+            let f = std::fs::File::open(p).map_err(|e| Error::Sys {
+                what: format!("opening {} namespace {}", proc_name(*t), p.display()),
+                source: e,
+            })?;
+            Ok((*t, OwnedFd::from(f)))
+        })
+        .collect()
+}
+
+pub fn join(fds: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
+    for (t, fd) in fds {
+        nix::sched::setns(fd.as_fd(), clone_flag(*t))
+            .ctx(|| format!("joining the {} namespace", proc_name(*t)))?;
+    }
+    Ok(())
+}
+
+pub fn unshare(flags: CloneFlags) -> Result<()> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(flags).ctx(|| format!("unshare({flags:?})"))
+}
+
+/// The text of a /proc/PID/{uid,gid}_map file.
+pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Writes the id maps of `pid`'s new user namespace. As root we write them
+/// directly; otherwise newuidmap/newgidmap (setuid helpers that check
+/// /etc/subuid) do it. See user_namespaces(7), "Defining user and group ID mappings".
+pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        write_map(pid, "uid_map", uid)?;
+        write_map(pid, "gid_map", gid)
+    } else {
+        write_map_single_or_helper(pid, "uid_map", "newuidmap", uid)?;
+        write_map_single_or_helper(pid, "gid_map", "newgidmap", gid)
+    }
+}
+
+fn write_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::write(&path, id_map_text(maps)).map_err(|e| Error::Sys {
+        what: format!("writing {path}"),
+        source: e,
+    })
+}
+
+/// An unprivileged user may map only their own id, once, after denying
+/// setgroups; anything else needs the setuid helpers.
+fn write_map_single_or_helper(
+    pid: i32,
+    file: &str,
+    helper: &str,
+    maps: &[LinuxIdMapping],
+) -> Result<()> {
+    let own = if file == "uid_map" {
+        // SAFETY: getuid cannot fail.
+        unsafe { libc::getuid() }
+    } else {
+        // SAFETY: getgid cannot fail.
+        unsafe { libc::getgid() }
+    };
+    if let [m] = maps
+        && m.host_id() == own
+        && m.size() == 1
+    {
+        if file == "gid_map" {
+            let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
+        }
+        return write_map(pid, file, maps);
+    }
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| Error::Sys {
+        what: format!("running {helper} (install the uidmap package)"),
+        source: e,
+    })?;
+    if !out.status.success() {
+        return Err(Error::Other(format!(
+            "{helper} {pid} failed: {} (are the ranges in /etc/sub{}id?)",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            if file == "uid_map" { "u" } else { "g" }
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(t: LinuxNamespaceType, path: Option<&str>) -> LinuxNamespace {
+        let mut n = LinuxNamespace::default();
+        n.set_typ(t);
+        n.set_path(path.map(PathBuf::from));
+        n
+    }
+
+    #[test]
+    fn all_new_goes_in_one_clone() {
+        let p = Plan::new(&[
+            ns(LinuxNamespaceType::Pid, None),
+            ns(LinuxNamespaceType::Mount, None),
+            ns(LinuxNamespaceType::User, None),
+            ns(LinuxNamespaceType::Cgroup, None),
+        ]);
+        assert!(p.clone.contains(
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUSER
+        ));
+        assert!(
+            !p.clone.contains(CloneFlags::CLONE_NEWCGROUP),
+            "cgroup ns waits for the cgroup join"
+        );
+        assert!(p.unshare_cgroup && !p.second_fork && p.new_user && p.join.is_empty());
+    }
+
+    #[test]
+    fn joined_namespaces_are_ordered_and_force_unshare() {
+        let p = Plan::new(&[
+            ns(LinuxNamespaceType::Mount, Some("/m")),
+            ns(LinuxNamespaceType::Network, Some("/n")),
+            ns(LinuxNamespaceType::User, Some("/u")),
+            ns(LinuxNamespaceType::Pid, None),
+        ]);
+        let order: Vec<_> = p.join.iter().map(|(t, _)| *t).collect();
+        assert_eq!(
+            order,
+            [
+                LinuxNamespaceType::User,
+                LinuxNamespaceType::Network,
+                LinuxNamespaceType::Mount
+            ]
+        );
+        assert!(p.clone.is_empty());
+        assert!(p.unshare.contains(CloneFlags::CLONE_NEWPID));
+        assert!(p.second_fork);
+    }
+
+    #[test]
+    fn time_namespace_needs_a_second_fork() {
+        let p = Plan::new(&[
+            ns(LinuxNamespaceType::Time, None),
+            ns(LinuxNamespaceType::Pid, None),
+        ]);
+        assert!(p.unshare_time && p.second_fork);
+        assert!(
+            !p.clone.contains(CloneFlags::CLONE_NEWPID),
+            "the forked child must be pid 1"
+        );
+        assert!(p.unshare.contains(CloneFlags::CLONE_NEWPID));
+    }
+
+    #[test]
+    fn id_maps_render_one_line_each() {
+        let m: LinuxIdMapping = serde_json::from_value(
+            serde_json::json!({"containerID": 0, "hostID": 100000, "size": 65536}),
+        )
+        .unwrap();
+        assert_eq!(id_map_text(&[m]), "0 100000 65536\n");
+    }
+}

@@ -1,0 +1,592 @@
+//! The container's root filesystem, built inside its new mount namespace:
+//! propagation, the rootfs bind, every entry of `mounts`, /dev, pivot_root,
+//! then masked and read-only paths. Runs in the container's init before
+//! execve.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+
+use crate::error::{Error, NixContext, Result};
+use crate::mounts::{self, Options};
+use crate::{mountinfo, paths};
+
+/// What the rootfs setup needs to know besides the spec.
+pub struct Context<'a> {
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub spec: &'a Spec,
+    /// The container has a user namespace of its own: device nodes are
+    /// bind-mounted from the host instead of created.
+    pub userns: bool,
+    /// The container has a cgroup namespace of its own.
+    pub cgroupns: bool,
+}
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+fn open_dir(p: &Path) -> Result<OwnedFd> {
+    let f = std::fs::File::open(p).map_err(|e| Error::Sys {
+        what: format!("opening {}", p.display()),
+        source: e,
+    })?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Sets up everything up to (not including) pivot_root; returns an fd of the rootfs.
+pub fn prepare(ctx: &Context<'_>) -> Result<OwnedFd> {
+    let linux = ctx.spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .map(|p| {
+            mounts::propagation_flags(p).ok_or_else(|| {
+                Error::Other(format!("linux.rootfsPropagation: unknown value {p:?}"))
+            })
+        })
+        .transpose()?;
+    // Mounts made in the container must not propagate to the host: start
+    // from a slave (or the configured) copy of the host's tree.
+    mounts::set_propagation("/", prop.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC))?;
+    make_parent_private(ctx.rootfs)?;
+    nix::mount::mount(
+        Some(ctx.rootfs),
+        ctx.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind-mounting the rootfs {}", ctx.rootfs.display()))?;
+    let root = open_dir(ctx.rootfs)?;
+    let mut dev_is_bound = false;
+    for m in ctx.spec.mounts().as_deref().unwrap_or_default() {
+        let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default());
+        if paths::relative(m.destination()) == Path::new("dev") && opts.bind {
+            dev_is_bound = true;
+        }
+        mount_entry(ctx, root.as_fd(), m, &opts)?;
+    }
+    if !dev_is_bound {
+        create_devices(ctx, root.as_fd())?;
+        dev_symlinks(root.as_fd())?;
+    }
+    Ok(root)
+}
+
+/// pivot_root(2) fails when the new root's parent mount is shared; make it
+/// private (only in our namespace).
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .ctx(|| "reading /proc/self/mountinfo".into())?;
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let best = mountinfo::parse(&text)
+        .into_iter()
+        .filter(|m| parent.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.len());
+    if let Some(m) = best {
+        mounts::set_propagation(&m.mount_point, MsFlags::MS_PRIVATE)?;
+    }
+    Ok(())
+}
+
+fn mount_entry(ctx: &Context<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &Options) -> Result<()> {
+    let dest = m.destination();
+    let fstype = m.typ().as_deref().unwrap_or("none");
+    if opts.bind {
+        let source = m.source().as_ref().ok_or_else(|| {
+            Error::Other(format!(
+                "mount {}: bind mount without source",
+                dest.display()
+            ))
+        })?;
+        let source = mounts::bind_source(ctx.bundle, source);
+        let meta = std::fs::metadata(&source).map_err(|e| Error::Sys {
+            what: format!("bind source {} for {}", source.display(), dest.display()),
+            source: e,
+        })?;
+        let target = if meta.is_dir() {
+            paths::mkdir_all_in_root(root, dest, 0o755)?
+        } else {
+            paths::ensure_file_in_root(root, dest)?
+        };
+        if opts.idmap {
+            return Err(Error::Unsupported(format!(
+                "mount {}: idmapped mounts (idmap option) are not supported yet",
+                dest.display()
+            )));
+        }
+        return mounts::bind(mounts::Bind {
+            source: &source,
+            target: &target,
+            dest,
+            opts,
+            userns: None,
+        });
+    }
+    if fstype == "cgroup" || fstype == "cgroup2" {
+        return mount_cgroup(ctx, root, dest, opts);
+    }
+    let target = paths::mkdir_all_in_root(root, dest, 0o755)?;
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| fstype.to_string());
+    let copy = if opts.tmpcopyup {
+        Some(snapshot_dir(&target)?)
+    } else {
+        None
+    };
+    mounts::mount_fs(
+        &source,
+        &target,
+        fstype,
+        opts.flags,
+        opts.data_string().as_deref(),
+        dest,
+    )?;
+    if let Some(src) = copy {
+        let top =
+            paths::open_in_root(root, dest).ctx(|| format!("reopening {}", dest.display()))?;
+        copy_tree(&src, Path::new(&paths::fd_path(&top)))?;
+    }
+    if !opts.propagation.is_empty() {
+        let top =
+            paths::open_in_root(root, dest).ctx(|| format!("reopening {}", dest.display()))?;
+        for p in &opts.propagation {
+            mounts::set_propagation(&paths::fd_path(&top), *p)?;
+        }
+    }
+    Ok(())
+}
+
+/// For `tmpcopyup`: a handle on the directory's content before the tmpfs covers it.
+fn snapshot_dir(target: &OwnedFd) -> Result<PathBuf> {
+    // The covered directory stays reachable through an fd; keep it open via
+    // a private bind so the copy can read it after the mount.
+    let tmp = std::env::temp_dir().join(format!("berth-copyup-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+    nix::mount::mount(
+        Some(paths::fd_path(target).as_str()),
+        &tmp,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| "tmpcopyup: binding the original directory".into())?;
+    Ok(tmp)
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dst)
+        .output();
+    let _ = nix::mount::umount2(src, MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir(src);
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(Error::Other(format!(
+            "tmpcopyup: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        Err(e) => Err(Error::Sys {
+            what: "tmpcopyup: running cp".into(),
+            source: e,
+        }),
+    }
+}
+
+/// A cgroup mount. With a cgroup namespace the kernel shows only the
+/// container's subtree; without one, the container's own cgroup directories
+/// are bind-mounted (as runc does), so it never sees its neighbours.
+fn mount_cgroup(
+    ctx: &Context<'_>,
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &Options,
+) -> Result<()> {
+    let target = paths::mkdir_all_in_root(root, dest, 0o755)?;
+    let host = nix::sys::statfs::statfs("/sys/fs/cgroup").ctx(|| "statfs /sys/fs/cgroup".into())?;
+    let flags = opts.flags - MsFlags::MS_RDONLY;
+    if host.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC {
+        return mounts::mount_fs("cgroup2", &target, "cgroup2", opts.flags, None, dest);
+    }
+    // v1 (or hybrid): a tmpfs with one directory per hierarchy.
+    mounts::mount_fs("tmpfs", &target, "tmpfs", flags, Some("mode=755"), dest)?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "reading mountinfo".into())?;
+    let own =
+        std::fs::read_to_string("/proc/self/cgroup").ctx(|| "reading /proc/self/cgroup".into())?;
+    let own = mountinfo::parse_proc_cgroup(&own);
+    for m in mountinfo::parse(&info) {
+        if !(m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+            || !m.mount_point.starts_with("/sys/fs/cgroup/")
+        {
+            continue;
+        }
+        let name = m.mount_point.trim_start_matches("/sys/fs/cgroup/");
+        if name.contains('/') {
+            continue;
+        }
+        let sub = dest.join(name);
+        let subfd = paths::mkdir_all_in_root(root, &sub, 0o755)?;
+        let controllers: Vec<&str> = m
+            .super_options
+            .split(',')
+            .filter(|o| *o != "rw" && *o != "ro")
+            .collect();
+        let own_path = own.iter().find(|(c, _)| {
+            if m.fs_type == "cgroup2" {
+                c.is_empty()
+            } else {
+                c.split(',').any(|x| controllers.contains(&x))
+            }
+        });
+        if ctx.cgroupns {
+            let (fstype, data) = if m.fs_type == "cgroup2" {
+                ("cgroup2", None)
+            } else {
+                ("cgroup", Some(controllers.join(",")))
+            };
+            mounts::mount_fs("cgroup", &subfd, fstype, opts.flags, data.as_deref(), &sub)?;
+        } else if let Some((_, path)) = own_path {
+            let source = PathBuf::from(&m.mount_point).join(path.trim_start_matches('/'));
+            let mut bopts = opts.clone();
+            bopts.bind = true;
+            bopts.recursive = false;
+            bopts.propagation.clear();
+            mounts::bind(mounts::Bind {
+                source: &source,
+                target: &subfd,
+                dest: &sub,
+                opts: &bopts,
+                userns: None,
+            })?;
+        }
+    }
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let top =
+            paths::open_in_root(root, dest).ctx(|| format!("reopening {}", dest.display()))?;
+        mounts::set_attr(
+            top.as_fd(),
+            mounts::attr::RDONLY,
+            0,
+            0,
+            None,
+            false,
+            &dest.display().to_string(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The devices every container gets (runtime spec, "Default Devices").
+pub fn default_devices() -> Vec<(&'static str, u64, u64)> {
+    vec![
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+}
+
+struct DeviceNode {
+    path: PathBuf,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+fn device_nodes(spec: &Spec) -> Vec<DeviceNode> {
+    let configured: Vec<LinuxDevice> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    let mut nodes: Vec<DeviceNode> = default_devices()
+        .into_iter()
+        .filter(|(p, _, _)| !configured.iter().any(|d| d.path() == Path::new(p)))
+        .map(|(p, major, minor)| DeviceNode {
+            path: p.into(),
+            kind: SFlag::S_IFCHR,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect();
+    for d in configured {
+        let kind = match d.typ() {
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            _ => SFlag::S_IFCHR,
+        };
+        nodes.push(DeviceNode {
+            path: d.path().clone(),
+            kind,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    nodes
+}
+
+fn create_devices(ctx: &Context<'_>, root: BorrowedFd<'_>) -> Result<()> {
+    for node in device_nodes(ctx.spec) {
+        let rel = paths::relative(&node.path);
+        let parent = paths::mkdir_all_in_root(root, rel.parent().unwrap_or(Path::new("")), 0o755)?;
+        let name =
+            CString::new(rel.file_name().unwrap_or_default().as_encoded_bytes()).expect("no NUL");
+        if ctx.userns {
+            // mknod is not allowed in a user namespace: bind the host's node.
+            let target = paths::ensure_file_in_root(root, &node.path)?;
+            let opts = Options {
+                bind: true,
+                ..Default::default()
+            };
+            mounts::bind(mounts::Bind {
+                source: &node.path,
+                target: &target,
+                dest: &node.path,
+                opts: &opts,
+                userns: None,
+            })?;
+            continue;
+        }
+        let _ = nix::unistd::unlinkat(
+            parent.as_fd(),
+            name.as_c_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        nix::sys::stat::mknodat(
+            parent.as_fd(),
+            name.as_c_str(),
+            node.kind,
+            Mode::from_bits_truncate(node.mode),
+            nix::sys::stat::makedev(node.major, node.minor),
+        )
+        .ctx(|| format!("mknod {}", node.path.display()))?;
+        let dev = nix::fcntl::openat(
+            parent.as_fd(),
+            name.as_c_str(),
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("opening {}", node.path.display()))?;
+        nix::unistd::fchownat(
+            dev.as_fd(),
+            c"",
+            Some(node.uid.into()),
+            Some(node.gid.into()),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        )
+        .ctx(|| format!("chown {}", node.path.display()))?;
+        std::fs::set_permissions(
+            paths::fd_path(&dev),
+            std::os::unix::fs::PermissionsExt::from_mode(node.mode & 0o7777),
+        )
+        .ctx(|| format!("chmod {}", node.path.display()))?;
+    }
+    Ok(())
+}
+
+fn dev_symlinks(root: BorrowedFd<'_>) -> Result<()> {
+    let dev = paths::mkdir_all_in_root(root, Path::new("/dev"), 0o755)?;
+    let mut links = vec![
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("core", "/proc/kcore"));
+    }
+    for (name, target) in links {
+        let cname = CString::new(name).expect("no NUL");
+        if name == "ptmx" {
+            let _ = nix::unistd::unlinkat(
+                dev.as_fd(),
+                cname.as_c_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
+        match nix::unistd::symlinkat(target, dev.as_fd(), cname.as_c_str()) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(Error::Sys {
+                    what: format!("symlink /dev/{name}"),
+                    source: e.into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// pivot_root(".", ".") then lazily unmount the old root stacked under it
+/// (pivot_root(2), "pivot_root(".", ".")").
+pub fn pivot(rootfs: &Path) -> Result<()> {
+    let old = open_dir(Path::new("/"))?;
+    let new = open_dir(rootfs)?;
+    nix::unistd::fchdir(&new).ctx(|| "chdir to the rootfs".into())?;
+    crate::sys::pivot_root(c".", c".").ctx(|| "pivot_root".into())?;
+    nix::unistd::fchdir(&old).ctx(|| "chdir to the old root".into())?;
+    mounts::set_propagation(".", MsFlags::MS_SLAVE | MsFlags::MS_REC)?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmounting the old root".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())
+}
+
+/// `--no-pivot`: move the rootfs over / and chroot (for ramdisk roots where
+/// pivot_root is impossible). Weaker: the old root is still reachable by a
+/// process that can escape the chroot.
+pub fn move_root(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx(|| "chdir to the rootfs".into())?;
+    nix::mount::mount(
+        Some(rootfs),
+        "/",
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .ctx(|| "moving the rootfs to /".into())?;
+    nix::unistd::chroot(".").ctx(|| "chroot".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())
+}
+
+/// After pivot_root: masked paths (files under the host's /dev/null, whose
+/// detached mount `null_tree` was taken before pivot_root; directories under
+/// an empty read-only tmpfs), read-only paths, and a read-only root.
+pub fn finalize(spec: &Spec, null_tree: BorrowedFd<'_>) -> Result<()> {
+    let root = open_dir(Path::new("/"))?;
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default()
+    {
+        mask(root.as_fd(), Path::new(p), null_tree)?;
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default()
+    {
+        readonly(root.as_fd(), Path::new(p))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let top = paths::open_in_root(root.as_fd(), Path::new("/")).ctx(|| "opening /".into())?;
+        mounts::set_attr(top.as_fd(), mounts::attr::RDONLY, 0, 0, None, false, "/")?;
+    }
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        let flags = mounts::propagation_flags(p)
+            .ok_or_else(|| Error::Other(format!("linux.rootfsPropagation: unknown value {p:?}")))?;
+        mounts::set_propagation("/", flags)?;
+    }
+    Ok(())
+}
+
+fn mask(root: BorrowedFd<'_>, p: &Path, null_tree: BorrowedFd<'_>) -> Result<()> {
+    let fd = match paths::open_in_root(root, p) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::Sys {
+                what: format!("masking {}", p.display()),
+                source: e,
+            });
+        }
+    };
+    if paths::is_dir(fd.as_fd()).ctx(|| format!("stat {}", p.display()))? {
+        mounts::mount_fs(
+            "tmpfs",
+            &fd,
+            "tmpfs",
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0,nr_inodes=1"),
+            p,
+        )
+    } else {
+        let copy = mounts::clone_tree(Path::new(&paths::fd_path(&null_tree)), false)?;
+        mounts::attach(copy.as_fd(), fd.as_fd(), &p.display().to_string())
+    }
+}
+
+fn readonly(root: BorrowedFd<'_>, p: &Path) -> Result<()> {
+    let fd = match paths::open_in_root(root, p) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::Sys {
+                what: format!("read-only path {}", p.display()),
+                source: e,
+            });
+        }
+    };
+    let copy = mounts::clone_tree(Path::new(&paths::fd_path(&fd)), true)?;
+    let what = p.display().to_string();
+    mounts::set_attr(copy.as_fd(), mounts::attr::RDONLY, 0, 0, None, true, &what)?;
+    mounts::attach(copy.as_fd(), fd.as_fd(), &what)
+}
+
+/// Writes `linux.sysctl` through /proc/sys, after checking that /proc is a
+/// real procfs (an image could have put a fake one there).
+pub fn write_sysctls(spec: &Spec) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in sysctl {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags_nofollow()
+            .open(&path)
+            .ctx(|| format!("linux.sysctl {key}: opening {path}"))?;
+        let fs = nix::sys::statfs::fstatfs(&f).ctx(|| format!("statfs {path}"))?;
+        if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+            return Err(Error::Other(format!(
+                "linux.sysctl {key}: {path} is not on procfs"
+            )));
+        }
+        std::io::Write::write_all(&mut &f, value.as_bytes())
+            .ctx(|| format!("linux.sysctl {key}={value}"))?;
+    }
+    Ok(())
+}
+
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NOFOLLOW)
+    }
+}
+
+/// Whether `fd` is on procfs (for writes to /proc files).
+pub fn is_procfs(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .map(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
+        .unwrap_or(false)
+}
