@@ -34,13 +34,7 @@ pub fn run(rt: &Runtime, id: &str, opts: &CreateOptions, detach: bool, keep: boo
         }
         return Ok(0);
     }
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(s);
-    }
-    mask.add(Signal::SIGCHLD);
-    mask.thread_block()?;
-    let sfd = SignalFd::new(&mask)?;
+    let sfd = block_signals()?;
     if let Err(e) = rt.start(id) {
         let _ = rt.delete(id, true);
         return Err(e.into());
@@ -55,6 +49,18 @@ pub fn run(rt: &Runtime, id: &str, opts: &CreateOptions, detach: bool, keep: boo
         let _ = rt.delete(id, true);
     }
     code
+}
+
+/// Blocks the signals a foreground container receives from us, and returns
+/// a signalfd to read them (the container's init unblocks them before execve).
+pub fn block_signals() -> Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()?;
+    Ok(SignalFd::new(&mask)?)
 }
 
 struct RawMode {
@@ -90,7 +96,12 @@ impl Drop for RawMode {
     }
 }
 
-fn supervise(pidfd: &OwnedFd, pid: i32, sfd: &SignalFd, console: Option<&OwnedFd>) -> Result<u8> {
+pub fn supervise(
+    pidfd: &OwnedFd,
+    pid: i32,
+    sfd: &SignalFd,
+    console: Option<&OwnedFd>,
+) -> Result<u8> {
     let _raw = console.map(|_| RawMode::enter());
     if let (Some(c), Some((rows, cols))) = (console, berth_runtime::tty::get_size(0)) {
         let _ = berth_runtime::tty::set_size(c.as_raw_fd(), rows, cols);

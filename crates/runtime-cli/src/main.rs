@@ -306,8 +306,46 @@ fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn exec(_rt: &Runtime, a: ExecArgs) -> Result<u8> {
-    bail!("exec into {}: not implemented yet", a.id)
+fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8> {
+    use berth_runtime::exec::{ExecOptions, ProcessOverrides, process_from_overrides};
+    let process: oci_spec::runtime::Process = match &a.process {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice(&text)
+                .with_context(|| format!("parsing the process {}", path.display()))?
+        }
+        None => {
+            let st = rt.load(&a.id)?.1;
+            process_from_overrides(
+                &st.config,
+                &ProcessOverrides {
+                    args: a.args.clone(),
+                    env: a.env.clone(),
+                    cwd: a.cwd.clone(),
+                    user: a.user.clone(),
+                    caps: a.cap.clone(),
+                    no_new_privs: a.no_new_privs,
+                    tty: a.tty,
+                },
+            )?
+        }
+    };
+    let opts = ExecOptions {
+        console_socket: a.console_socket.clone(),
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+    };
+    if a.detach {
+        let done = rt.exec(&a.id, &process, &opts)?;
+        if done.console.is_some() {
+            bail!("a detached exec with a terminal needs --console-socket");
+        }
+        return Ok(0);
+    }
+    let sfd = foreground::block_signals()?;
+    let done = rt.exec(&a.id, &process, &opts)?;
+    foreground::supervise(&done.pidfd, done.pid, &sfd, done.console.as_ref())
 }
 
 /// The error and its causes, each said once: berth's own errors already

@@ -8,6 +8,7 @@ pub mod channel;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod hooks;
 pub mod id;
 pub mod init;
