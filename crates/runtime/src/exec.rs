@@ -326,9 +326,10 @@ fn exec_child_steps(
     }
     // Joining pid and time namespaces affects children only: fork.
     // SAFETY: single-threaded child.
+    let forked = unsafe { sys::clone3(sys::CLONE_PARENT, None) };
     match step(
         "forking into the pid namespace",
-        unsafe { sys::clone3(sys::CLONE_PARENT, None) }.ctx(|| "clone3".into()),
+        forked.ctx(|| "clone3".into()),
     )? {
         sys::Forked::Child => {}
         sys::Forked::Parent { pid, .. } => {
