@@ -47,6 +47,9 @@ impl<T> Step<T> for Result<T> {
     }
 }
 
+/// Set once the init reported ready: errors after that have no listener.
+static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The child's entry point: never returns.
 pub fn child_main(args: InitArgs<'_>) -> ! {
     let channel = args.channel;
@@ -54,6 +57,14 @@ pub fn child_main(args: InitArgs<'_>) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
+    if READY.load(std::sync::atomic::Ordering::Relaxed) {
+        // The creator has gone: the error can only reach the container's stderr.
+        let msg = format!(
+            "berth-runtime: container init failed at step {:?}: {}\n",
+            err.step, err.error
+        );
+        let _ = nix::unistd::write(std::io::stderr(), msg.as_bytes());
+    }
     let _ = channel.send(&ToParent::Error {
         step: err.step.to_string(),
         message: err.error.to_string(),
@@ -361,6 +372,27 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         .transpose()
         .step("compiling the seccomp filter")?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    let env = process::with_home(
+        process.env().clone().unwrap_or_default(),
+        process.user().uid(),
+    );
+    let args = process.args().clone().unwrap_or_default();
+    let exe = process::find_executable(&args[0], &env, cwd).step("finding the executable")?;
+    ch.send(&ToParent::Ready).step("reporting ready")?;
+    READY.store(true, std::sync::atomic::Ordering::Relaxed);
+    prctl_pdeathsig(0).step("clearing the parent death signal")?;
+    // Wait for `start` while still root: the FIFO is reopened through
+    // /proc/self/fd, which a non-dumpable process can only use as root.
+    wait_for_start(&proc_fd, &fifo).step("waiting for start")?;
+    drop((proc_fd, fifo, null, null_tree));
+    hooks::run_all(
+        "startContainer",
+        hooks
+            .and_then(|h| h.start_container().as_deref())
+            .unwrap_or_default(),
+        &state_json,
+    )
+    .step("startContainer hooks")?;
     let mut notify_fd = None;
     if let (Some(f), false) = (&filter, nnp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
@@ -383,27 +415,9 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
     nix::unistd::chdir(cwd)
         .ctx(|| format!("chdir {}", cwd.display()))
         .step("entering the working directory")?;
-    let env = process::with_home(
-        process.env().clone().unwrap_or_default(),
-        process.user().uid(),
-    );
-    let args = process.args().clone().unwrap_or_default();
-    let exe = process::find_executable(&args[0], &env, cwd).step("finding the executable")?;
     if let Some(mask) = process.user().umask() {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
-    ch.send(&ToParent::Ready).step("reporting ready")?;
-    prctl_pdeathsig(0).step("clearing the parent death signal")?;
-    wait_for_start(&proc_fd, &fifo).step("waiting for start")?;
-    drop((proc_fd, fifo, null, null_tree));
-    hooks::run_all(
-        "startContainer",
-        hooks
-            .and_then(|h| h.start_container().as_deref())
-            .unwrap_or_default(),
-        &state_json,
-    )
-    .step("startContainer hooks")?;
     if nnp {
         nix::sys::prctl::set_no_new_privs()
             .ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())

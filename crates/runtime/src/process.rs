@@ -34,28 +34,52 @@ pub fn rlimit_resource(t: PosixRlimitType) -> Option<libc::__rlimit_resource_t> 
     })
 }
 
-/// Checks rlimits against what this host allows before anything is created:
-/// RLIMIT_NOFILE can't exceed fs.nr_open, even for root.
+/// Checks rlimits against what this host allows before anything is created.
+/// Raising a hard limit can fail even for root (above fs.nr_open, or below a
+/// limit imposed on the whole machine): each raise is tried on the runtime
+/// itself and undone, so the error names the limit up front.
 pub fn check_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
-    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(u64::MAX);
     for r in rlimits {
-        if rlimit_resource(r.typ()).is_none() {
+        let Some(res) = rlimit_resource(r.typ()) else {
             return Err(Error::Process(format!(
-                "rlimit {:?} is not known on Linux",
-                r.typ()
+                "rlimit {} is not known on Linux",
+                rlimit_name(r.typ())
+            )));
+        };
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into an rlimit we own.
+        if unsafe { libc::getrlimit(res, &mut cur) } < 0 || r.hard() <= cur.rlim_max {
+            continue;
+        }
+        let want = libc::rlimit {
+            rlim_cur: cur.rlim_cur,
+            rlim_max: r.hard(),
+        };
+        // SAFETY: setrlimit reads an rlimit we own.
+        if unsafe { libc::setrlimit(res, &want) } < 0 {
+            return Err(Error::Process(format!(
+                "process.rlimits: {} hard limit {} is above what this host allows (at most {}): {}",
+                rlimit_name(r.typ()),
+                r.hard(),
+                cur.rlim_max,
+                std::io::Error::last_os_error()
             )));
         }
-        if r.typ() == PosixRlimitType::RlimitNofile && r.hard() > nr_open {
-            return Err(Error::Process(format!(
-                "rlimits: RLIMIT_NOFILE hard limit {} is above this host's maximum {nr_open} (fs.nr_open)",
-                r.hard()
-            )));
-        }
+        // SAFETY: as above; lowering our own hard limit back always works.
+        unsafe { libc::setrlimit(res, &cur) };
     }
     Ok(())
+}
+
+/// The spec's name of an rlimit type (`RLIMIT_NOFILE`).
+pub fn rlimit_name(t: PosixRlimitType) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| format!("{t:?}"))
 }
 
 pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
@@ -69,8 +93,8 @@ pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
         if unsafe { libc::setrlimit(res, &lim) } < 0 {
             return Err(Error::Sys {
                 what: format!(
-                    "setting rlimit {:?} to soft {} hard {} (raising a hard limit needs CAP_SYS_RESOURCE and stays below the host's maximum)",
-                    r.typ(),
+                    "setting {} to soft {} hard {}",
+                    rlimit_name(r.typ()),
                     r.soft(),
                     r.hard()
                 ),

@@ -1,0 +1,503 @@
+//! Behaviour of an OCI runtime, checked from inside busybox containers. Each
+//! test runs against berth-runtime and, as an oracle, against runc, so the
+//! tests encode the spec rather than berth's accidents.
+
+mod common;
+
+use common::{Ctr, Rt, config};
+use serde_json::json;
+
+both!(pid_one_and_exit_code, |rt: &Rt| {
+    let c = Ctr::new(rt, &config(&["sh", "-c", "echo pid=$$; exit 3"]));
+    let (code, out, _) = c.run();
+    assert_eq!(out.trim(), "pid=1");
+    assert_eq!(code, 3, "exit code is the container's");
+});
+
+both!(hostname_and_own_uts, |rt: &Rt| {
+    let mut cfg = config(&["hostname"]);
+    cfg["hostname"] = json!("boxy");
+    let c = Ctr::new(rt, &cfg);
+    assert_eq!(c.run_ok().trim(), "boxy");
+});
+
+both!(no_host_interfaces, |rt: &Rt| {
+    let c = Ctr::new(rt, &config(&["ls", "/sys/class/net"]));
+    assert_eq!(c.run_ok().split_whitespace().collect::<Vec<_>>(), ["lo"]);
+});
+
+both!(own_mount_table, |rt: &Rt| {
+    let c = Ctr::new(rt, &config(&["cat", "/proc/self/mountinfo"]));
+    let out = c.run_ok();
+    // Field 5 is the mount point as the container sees it.
+    let points: Vec<&str> = out.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+    assert!(points.contains(&"/"), "no root mount:\n{out}");
+    assert!(
+        points.contains(&"/proc") && points.contains(&"/dev"),
+        "{out}"
+    );
+    let bundle = c.path().to_str().unwrap().to_string();
+    assert!(
+        !points
+            .iter()
+            .any(|p| p.starts_with(&bundle) || p.starts_with("/work")),
+        "host mount points visible:\n{out}"
+    );
+});
+
+both!(masked_and_readonly_paths, |rt: &Rt| {
+    let c = Ctr::new(
+        rt,
+        &config(&[
+            "sh",
+            "-c",
+            "head -c1 /proc/kcore >/dev/null 2>&1 && echo kcore-readable; ls /sys/firmware | wc -l; echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null && echo sys-writable; echo done",
+        ]),
+    );
+    let out = c.run_ok();
+    assert!(!out.contains("kcore-readable"), "{out}");
+    assert!(!out.contains("sys-writable"), "{out}");
+    assert!(
+        out.lines().next() == Some("0"),
+        "/sys/firmware not masked: {out}"
+    );
+});
+
+both!(rlimits_visible, |rt: &Rt| {
+    let mut cfg = config(&["cat", "/proc/self/limits"]);
+    cfg["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 555, "hard": 666}, {"type": "RLIMIT_NPROC", "soft": 77, "hard": 88}]);
+    let out = Ctr::new(rt, &cfg).run_ok();
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(line("Max open files").contains("555 666"), "{out}");
+    assert!(line("Max processes").contains("77 88"), "{out}");
+});
+
+both!(capabilities_exact, |rt: &Rt| {
+    let mut cfg = config(&["grep", "^Cap", "/proc/self/status"]);
+    let caps = json!(["CAP_KILL", "CAP_CHOWN"]);
+    cfg["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": [], "ambient": []});
+    let out = Ctr::new(rt, &cfg).run_ok();
+    // CAP_CHOWN = bit 0, CAP_KILL = bit 5.
+    for set in ["CapBnd", "CapEff", "CapPrm"] {
+        assert!(
+            out.contains(&format!("{set}:\t0000000000000021")),
+            "{set}: {out}"
+        );
+    }
+    assert!(out.contains("CapInh:\t0000000000000000"), "{out}");
+    assert!(out.contains("CapAmb:\t0000000000000000"), "{out}");
+});
+
+both!(user_and_groups, |rt: &Rt| {
+    let mut cfg = config(&["sh", "-c", "id -u; id -g; id -G; umask"]);
+    cfg["process"]["user"] =
+        json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 6], "umask": 63});
+    let out = Ctr::new(rt, &cfg).run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1000");
+    assert_eq!(lines[1], "1001");
+    assert!(lines[2].contains('5') && lines[2].contains('6'), "{out}");
+    assert_eq!(lines[3], "0077");
+});
+
+both!(cwd_is_created, |rt: &Rt| {
+    let mut cfg = config(&["pwd"]);
+    cfg["process"]["cwd"] = json!("/work/dir");
+    cfg["root"]["readonly"] = json!(false);
+    assert_eq!(Ctr::new(rt, &cfg).run_ok().trim(), "/work/dir");
+});
+
+both!(env_passed, |rt: &Rt| {
+    let mut cfg = config(&["sh", "-c", "echo $FOO"]);
+    cfg["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
+    assert_eq!(Ctr::new(rt, &cfg).run_ok().trim(), "bar baz");
+});
+
+both!(readonly_root, |rt: &Rt| {
+    let c = Ctr::new(
+        rt,
+        &config(&[
+            "sh",
+            "-c",
+            "touch /x 2>/dev/null && echo wrote; touch /tmp/y 2>/dev/null && echo wrote-tmp; echo end",
+        ]),
+    );
+    let out = c.run_ok();
+    assert!(!out.contains("wrote"), "{out}");
+});
+
+both!(tmpfs_with_options_and_bind_ro, |rt: &Rt| {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "hostdata").unwrap();
+    let mut cfg = config(&[
+        "sh",
+        "-c",
+        "cat /data/f; touch /data/g 2>/dev/null && echo bind-writable; grep ' /scratch ' /proc/self/mountinfo; touch /scratch/ok && echo tmpfs-ok",
+    ]);
+    cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "ro", "nosuid"]}));
+    cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nodev", "size=1m", "mode=700"]}));
+    let out = Ctr::new(rt, &cfg).run_ok();
+    assert!(out.starts_with("hostdata"), "{out}");
+    assert!(!out.contains("bind-writable"), "{out}");
+    assert!(out.contains("tmpfs-ok"), "{out}");
+    assert!(out.contains("nodev"), "{out}");
+    assert!(!host.path().join("g").exists());
+});
+
+both!(devices_created, |rt: &Rt| {
+    let mut cfg = config(&[
+        "sh",
+        "-c",
+        "ls -l /dev/null /dev/mynull /dev/tty; echo x > /dev/mynull && echo ok",
+    ]);
+    cfg["linux"]["devices"] = json!([{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 438, "uid": 0, "gid": 0}]);
+    cfg["linux"]["resources"] = json!({"devices": [{"allow": true, "access": "rwm"}]});
+    let out = Ctr::new(rt, &cfg).run_ok();
+    assert!(
+        out.contains("/dev/mynull") && out.contains("1,   3") && out.ends_with("ok\n"),
+        "{out}"
+    );
+});
+
+both!(sysctl_in_own_netns, |rt: &Rt| {
+    let mut cfg = config(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    cfg["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    assert_eq!(Ctr::new(rt, &cfg).run_ok().trim(), "1");
+});
+
+both!(user_namespace_maps, |rt: &Rt| {
+    let mut cfg = config(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox",
+    ]);
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}, {"containerID": 1, "hostID": 100000, "size": 65536}]);
+    cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}, {"containerID": 1, "hostID": 100000, "size": 65536}]);
+    // sysfs of the host's netns can't be mounted from a user namespace
+    // without its own net ns; we have one. The cgroup mount needs privilege.
+    cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "cgroup");
+    let out = Ctr::new(rt, &cfg).run_ok();
+    assert!(out.contains("100000"), "{out}");
+    assert!(out.lines().any(|l| l == "0"), "{out}");
+});
+
+both!(lifecycle_states, |rt: &Rt| {
+    let c = Ctr::new(rt, &config(&["sleep", "1"]));
+    c.create_ok();
+    assert_eq!(rt.status(&c.id), "created");
+    let pid = rt.state(&c.id)["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    // The init waits before execve: it is not yet `sleep`.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_ne!(comm.trim(), "sleep");
+    rt.ok(&["start", &c.id]);
+    assert_eq!(rt.status(&c.id), "running");
+    assert!(!rt.out(&["start", &c.id]).status.success(), "started twice");
+    assert!(
+        !rt.out(&["delete", &c.id]).status.success(),
+        "deleted while running"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt.status(&c.id) != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "never stopped");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !rt.out(&["kill", &c.id, "KILL"]).status.success(),
+        "killed a stopped container"
+    );
+    rt.ok(&["delete", &c.id]);
+    assert!(!rt.out(&["state", &c.id]).status.success());
+    assert!(
+        !rt.root.path().join(&c.id).exists(),
+        "state dir left behind"
+    );
+});
+
+both!(kill_by_name_and_number, |rt: &Rt| {
+    // pid 1 ignores signals it has no handler for: trap USR1.
+    let c = Ctr::new(
+        rt,
+        &config(&[
+            "sh",
+            "-c",
+            "trap 'exit 0' USR1; while true; do sleep 0.1; done",
+        ]),
+    );
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    rt.ok(&["kill", &c.id, "SIGUSR1"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt.status(&c.id) != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "never stopped");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rt.ok(&["delete", &c.id]);
+    let c = Ctr::new(rt, &config(&["sleep", "100"]));
+    c.create_ok();
+    rt.ok(&["kill", &c.id, "9"]);
+    rt.ok(&["delete", "--force", &c.id]);
+});
+
+both!(exec_joins_the_container, |rt: &Rt| {
+    let mut cfg = config(&["sleep", "100"]);
+    cfg["hostname"] = json!("inside");
+    let c = Ctr::new(rt, &cfg);
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    let out = rt.ok(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "hostname; echo $$; cat /proc/1/cmdline",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "inside");
+    assert_ne!(lines[1], "1");
+    assert!(lines[2].starts_with("sleep"), "{out}");
+    let code = rt.out(&["exec", &c.id, "sh", "-c", "exit 5"]).status.code();
+    assert_eq!(code, Some(5));
+    let ps: Vec<i64> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", &c.id])).unwrap();
+    assert!(
+        ps.contains(&rt.state(&c.id)["pid"].as_i64().unwrap()),
+        "{ps:?}"
+    );
+});
+
+both!(exec_with_process_file, |rt: &Rt| {
+    let c = Ctr::new(rt, &config(&["sleep", "100"]));
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    let p = json!({"args": ["sh", "-c", "id -u; echo $X"], "env": ["PATH=/bin", "X=y"], "cwd": "/tmp", "user": {"uid": 7, "gid": 7}});
+    let file = c.path().join("process.json");
+    std::fs::write(&file, p.to_string()).unwrap();
+    let out = rt.ok(&["exec", "--process", file.to_str().unwrap(), &c.id]);
+    assert_eq!(out, "7\ny\n");
+});
+
+both!(join_network_namespace_by_path, |rt: &Rt| {
+    let a = Ctr::new(rt, &config(&["sleep", "100"]));
+    a.create_ok();
+    let pid = rt.state(&a.id)["pid"].as_i64().unwrap();
+    let mut cfg = config(&["readlink", "/proc/self/ns/net"]);
+    for ns in cfg["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(format!("/proc/{pid}/ns/net"));
+        }
+    }
+    let b = Ctr::new(rt, &cfg);
+    let out = b.run_ok();
+    let expect = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(out.trim(), expect.to_str().unwrap());
+});
+
+both!(hooks_run_in_order_with_state, |rt: &Rt| {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let logp = log.path().to_str().unwrap().to_string();
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {name} \"$s\" >> {logp}")]});
+    let mut cfg = config(&["true"]);
+    cfg["hooks"] = json!({
+        "prestart": [hook("prestart")],
+        "createRuntime": [hook("createRuntime")],
+        "createContainer": [hook("createContainer")],
+        "poststart": [hook("poststart")],
+        "poststop": [hook("poststop")]
+    });
+    let c = Ctr::new(rt, &cfg);
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    rt.ok(&["delete", &c.id]);
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let order: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\"id\":\"{}\"", c.id)),
+        "state not on stdin: {text}"
+    );
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("\"status\":\"creating\""),
+        "{text}"
+    );
+});
+
+both!(failing_hook_fails_and_leaves_nothing, |rt: &Rt| {
+    let mut cfg = config(&["true"]);
+    cfg["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    let c = Ctr::new(rt, &cfg);
+    assert!(!c.create().status.success());
+    assert!(!rt.out(&["state", &c.id]).status.success());
+});
+
+both!(bad_input_leaves_nothing, |rt: &Rt| {
+    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        ("empty args", Box::new(|c| c["process"]["args"] = json!([]))),
+        (
+            "missing executable",
+            Box::new(|c| c["process"]["args"] = json!(["/no/such/binary"])),
+        ),
+        (
+            "missing rootfs",
+            Box::new(|c| c["root"]["path"] = json!("nope")),
+        ),
+        (
+            "unknown namespace",
+            Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "bogus"}])),
+        ),
+        (
+            "wrong field type",
+            Box::new(|c| c["process"]["args"] = json!("sh")),
+        ),
+    ];
+    for (what, patch) in cases {
+        let mut cfg = config(&["true"]);
+        patch(&mut cfg);
+        let c = Ctr::new(rt, &cfg);
+        let o = c.create();
+        assert!(!o.status.success(), "{what}: accepted");
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).trim().is_empty(),
+            "{what}: no error message"
+        );
+        assert!(
+            !rt.root.path().join(&c.id).exists(),
+            "{what}: state left behind"
+        );
+    }
+    let c = Ctr::new(rt, &config(&["true"]));
+    std::fs::write(c.path().join("config.json"), "{ not json").unwrap();
+    assert!(!c.create().status.success(), "malformed JSON accepted");
+    for id in ["a/b", ".."] {
+        let c = Ctr::new(rt, &config(&["true"]));
+        let o = rt.out(&["create", "--bundle", c.path().to_str().unwrap(), id]);
+        assert!(!o.status.success(), "id {id:?} accepted");
+    }
+});
+
+both!(duplicate_id_refused, |rt: &Rt| {
+    let a = Ctr::new(rt, &config(&["sleep", "10"]));
+    a.create_ok();
+    let o = rt.out(&["create", "--bundle", a.path().to_str().unwrap(), &a.id]);
+    assert!(!o.status.success());
+    assert_eq!(
+        rt.status(&a.id),
+        "created",
+        "the first container was disturbed"
+    );
+});
+
+both!(list_shows_containers, |rt: &Rt| {
+    let a = Ctr::new(rt, &config(&["sleep", "10"]));
+    a.create_ok();
+    let v: serde_json::Value = serde_json::from_str(&rt.ok(&["list", "--format", "json"])).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == a.id.as_str() && c["status"] == "created"),
+        "{v}"
+    );
+    assert!(rt.ok(&["list"]).contains(&a.id));
+});
+
+#[test]
+fn nofile_above_host_max_is_a_clear_error() {
+    let Some(rt) = Rt::berth() else { return };
+    let mut cfg = config(&["true"]);
+    cfg["process"]["rlimits"] =
+        json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]);
+    let c = Ctr::new(&rt, &cfg);
+    let o = c.create();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("RLIMIT_NOFILE"), "{err}");
+    assert!(!rt.root.path().join(&c.id).exists());
+}
+
+#[test]
+fn error_names_the_failing_step() {
+    let Some(rt) = Rt::berth() else { return };
+    let c = Ctr::new(&rt, &config(&["/no/such/binary"]));
+    let err = String::from_utf8_lossy(&c.create().stderr).into_owned();
+    assert!(
+        err.contains("finding the executable") && err.contains("/no/such/binary"),
+        "{err}"
+    );
+}
+
+#[test]
+fn time_namespace_offsets() {
+    let Some(rt) = Rt::berth() else { return };
+    let mut cfg = config(&["cat", "/proc/uptime"]);
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    cfg["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400 * 365, "nanosecs": 0}});
+    let out = Ctr::new(&rt, &cfg).run_ok();
+    let up: f64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(up > 86400.0 * 365.0, "uptime {up} not shifted");
+}
+
+#[test]
+fn symlink_in_image_cannot_redirect_a_mount() {
+    let Some(rt) = Rt::berth() else { return };
+    let outside = tempfile::tempdir().unwrap();
+    let mut cfg = config(&["true"]);
+    cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs"}));
+    let c = Ctr::new(&rt, &cfg);
+    std::os::unix::fs::symlink(outside.path(), c.bundle.rootfs().join("evil")).unwrap();
+    c.run_ok();
+    assert!(
+        !outside.path().join("x").exists(),
+        "mountpoint created outside the rootfs"
+    );
+}
+
+#[test]
+fn features_are_json() {
+    let Some(rt) = Rt::berth() else { return };
+    let v: serde_json::Value = serde_json::from_str(&rt.ok(&["features"])).unwrap();
+    assert_eq!(v["ociVersionMin"], "1.0.0");
+    assert!(
+        v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "time")
+    );
+}

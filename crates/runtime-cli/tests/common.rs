@@ -1,0 +1,223 @@
+//! Shared fixtures: a runtime under test (berth-runtime or, for the oracle
+//! mode, runc) with its own state root, and busybox bundles with a config
+//! derived from `berth-runtime spec`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use berth_testutil::{Bundle, unique_name};
+use serde_json::{Value, json};
+
+pub struct Rt {
+    pub bin: PathBuf,
+    pub root: tempfile::TempDir,
+    pub name: &'static str,
+}
+
+impl Rt {
+    pub fn berth() -> Option<Rt> {
+        if !berth_testutil::is_root() {
+            eprintln!("skipped: needs root");
+            return None;
+        }
+        Some(Rt {
+            bin: env!("CARGO_BIN_EXE_berth-runtime").into(),
+            root: tempfile::tempdir().unwrap(),
+            name: "berth",
+        })
+    }
+
+    /// runc as an oracle: the same tests must pass against it.
+    pub fn runc() -> Option<Rt> {
+        if !berth_testutil::is_root() || !Path::new("/usr/sbin/runc").exists() {
+            eprintln!("skipped: needs root and runc");
+            return None;
+        }
+        Some(Rt {
+            bin: "/usr/sbin/runc".into(),
+            root: tempfile::tempdir().unwrap(),
+            name: "runc",
+        })
+    }
+
+    pub fn is_berth(&self) -> bool {
+        self.name == "berth"
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(self.root.path()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs a command to completion. Output goes through files, not pipes:
+    /// a created container inherits the command's stdio and would hold a
+    /// pipe open long after the command exits.
+    pub fn out(&self, args: &[&str]) -> Output {
+        let dir = tempfile::tempdir().unwrap();
+        let (o, e) = (dir.path().join("out"), dir.path().join("err"));
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.out(args);
+        assert!(
+            o.status.success(),
+            "{} {args:?} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+}
+
+/// The default config with a non-terminal process running `args`.
+pub fn config(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-runtime"))
+        .args(["spec", "--bundle"])
+        .arg(tmp_spec_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut c: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp_spec_dir().join("config.json")).unwrap())
+            .unwrap();
+    std::fs::remove_dir_all(tmp_spec_dir()).ok();
+    c["process"]["terminal"] = json!(false);
+    c["process"]["args"] = json!(args);
+    c
+}
+
+fn tmp_spec_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "berth-spec-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A bundle plus a container id; deletes the container (force) on drop.
+pub struct Ctr<'a> {
+    pub rt: &'a Rt,
+    pub id: String,
+    pub bundle: Bundle,
+}
+
+impl<'a> Ctr<'a> {
+    pub fn new(rt: &'a Rt, config: &Value) -> Ctr<'a> {
+        let bundle = Bundle::new().unwrap();
+        std::fs::write(
+            bundle.path().join("config.json"),
+            serde_json::to_vec_pretty(config).unwrap(),
+        )
+        .unwrap();
+        Ctr {
+            rt,
+            id: unique_name("t"),
+            bundle,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.bundle.path()
+    }
+
+    pub fn write_config(&self, config: &Value) {
+        std::fs::write(
+            self.bundle.path().join("config.json"),
+            serde_json::to_vec_pretty(config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// `run` in the foreground: (exit code, stdout, stderr).
+    pub fn run(&self) -> (i32, String, String) {
+        let o = self
+            .rt
+            .out(&["run", "--bundle", self.path().to_str().unwrap(), &self.id]);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// Runs and returns stdout, asserting success.
+    pub fn run_ok(&self) -> String {
+        let (code, out, err) = self.run();
+        assert_eq!(code, 0, "{} run failed: {err}\nstdout: {out}", self.rt.name);
+        out
+    }
+
+    pub fn create(&self) -> Output {
+        self.rt.out(&[
+            "create",
+            "--bundle",
+            self.path().to_str().unwrap(),
+            &self.id,
+        ])
+    }
+
+    pub fn create_ok(&self) {
+        let o = self.create();
+        assert!(
+            o.status.success(),
+            "{} create failed: {}",
+            self.rt.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+impl Drop for Ctr<'_> {
+    fn drop(&mut self) {
+        let _ = self.rt.out(&["delete", "--force", &self.id]);
+    }
+}
+
+/// Generates one test per runtime: `name::berth` and `name::runc`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn berth() {
+                if let Some(rt) = common::Rt::berth() {
+                    ($body)(&rt)
+                }
+            }
+            #[test]
+            fn runc() {
+                if let Some(rt) = common::Rt::runc() {
+                    ($body)(&rt)
+                }
+            }
+        }
+    };
+}
