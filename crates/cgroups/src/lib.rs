@@ -20,11 +20,13 @@ mod manager;
 mod manager_tests;
 mod plan;
 pub mod stats;
+pub mod update;
 
 pub use devices::default_devices;
 pub use error::Error;
 pub use hierarchy::{CgroupVersion, DEFAULT_ROOT, Hierarchy};
 pub use manager::Manager;
-pub use stats::Stats;
+pub use stats::{Event, Stats};
+pub use update::{UpdateFlags, parse_bytes, parse_resources_json};
 
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight};

@@ -27,7 +27,7 @@ const DESTROY_ATTEMPTS: u32 = 10;
 pub struct Manager {
     version: CgroupVersion,
     /// The cgroup path the container got, relative to the hierarchy root
-    /// (v2), or as resolved for the first controller (v1).
+    /// (v1: as resolved for the first controller).
     cgroup: String,
     /// v1: controller → leaf directory; v2: "" → leaf directory.
     dirs: BTreeMap<String, PathBuf>,
@@ -55,7 +55,9 @@ impl Manager {
                     dirs.insert(ctrl.clone(), mount.join(cg.trim_start_matches('/')));
                     mounts.insert(ctrl.clone(), mount.clone());
                 }
-                cgroup = resolve("/");
+                // Relative paths can differ per v1 controller; report the
+                // first controller's (they agree when the caller's cgroups do).
+                cgroup = resolve(h.mounts().keys().next().map_or("/", |c| h.own_cgroup(c)));
             }
             CgroupVersion::V2 => {
                 cgroup = resolve(cgpath::parent(h.own_cgroup("")));

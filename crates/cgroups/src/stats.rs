@@ -114,6 +114,35 @@ pub struct Stats {
     pub hugetlb: BTreeMap<String, Hugetlb>,
 }
 
+/// One line of `runc events`: `{"type":"stats","id":..,"data":{..}}` for
+/// `--stats` and each interval, `{"type":"oom","id":..}` for an OOM kill.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Stats>,
+}
+
+impl Event {
+    pub fn stats(id: &str, stats: Stats) -> Event {
+        Event {
+            kind: "stats".into(),
+            id: id.into(),
+            data: Some(stats),
+        }
+    }
+
+    pub fn oom(id: &str) -> Event {
+        Event {
+            kind: "oom".into(),
+            id: id.into(),
+            data: None,
+        }
+    }
+}
+
 /// USER_HZ as the kernel exports it in cpuacct.stat (always 100 on Linux).
 const USER_HZ: u64 = 100;
 
@@ -274,5 +303,18 @@ mod tests {
         assert!(v["blkio"].as_object().unwrap().is_empty());
         assert_eq!(limit_of("max\n"), u64::MAX);
         assert_eq!(limit_of("4096\n"), 4096);
+        let e = serde_json::to_value(Event::stats("c1", s)).unwrap();
+        assert_eq!(
+            (
+                e["type"].as_str(),
+                e["id"].as_str(),
+                &e["data"]["pids"]["current"]
+            ),
+            (Some("stats"), Some("c1"), &serde_json::json!(2))
+        );
+        assert_eq!(
+            serde_json::to_string(&Event::oom("c1")).unwrap(),
+            r#"{"type":"oom","id":"c1"}"#
+        );
     }
 }

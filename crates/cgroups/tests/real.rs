@@ -580,3 +580,60 @@ fn uml_v2_suite() {
         "guest init did not run"
     );
 }
+
+/// Unmounts on drop.
+struct Mounted(CString);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // SAFETY: umount2(2) on a path we mounted, NUL-terminated.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A directory that can never be removed (a mount point: rmdir gives
+/// EBUSY, like a cgroup with a process stuck in the kernel) makes destroy
+/// give up after its bounded retries with an error naming it.
+#[test]
+fn destroy_reports_a_cgroup_that_stays_busy() {
+    if !is_root() {
+        eprintln!("skipping: needs root to mount");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("cgroup.controllers"), "memory pids\n").unwrap();
+    let h = Hierarchy::at(root.path()).unwrap();
+    let m = Manager::new(&h, "/stuck", "stuck").unwrap();
+    let leaf = root.path().join("stuck");
+    std::fs::create_dir(&leaf).unwrap();
+    let target = CString::new(leaf.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mount(2) of a fresh tmpfs on a directory this test made.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "mount: {}", std::io::Error::last_os_error());
+    let guard = Mounted(target);
+    let start = Instant::now();
+    let err = m.destroy().unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "retries are bounded"
+    );
+    match &err {
+        Error::Busy { path, attempts, .. } => {
+            assert_eq!(path, &leaf);
+            assert!(*attempts > 1);
+        }
+        other => panic!("expected Busy, got {other}"),
+    }
+    assert!(err.to_string().contains("still busy"), "{err}");
+    drop(guard);
+    m.destroy().unwrap();
+    assert!(!leaf.exists());
+}
