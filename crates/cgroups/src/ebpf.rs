@@ -4,15 +4,14 @@
 //!
 //! The program sees `struct bpf_cgroup_dev_ctx { u32 access_type; u32 major;
 //! u32 minor; }` where `access_type = (access << 16) | type`
-//! (include/uapi/linux/bpf.h) and returns 1 to allow, 0 to deny. Rules are
-//! checked last to first — the last matching rule wins, as with sequential
-//! writes to v1's devices.allow/deny — and nothing matching means deny.
-//!
-//! A deny rule matches when the request needs *any* of its access bits; an
-//! allow rule when the request needs *only* bits it grants.
+//! (include/uapi/linux/bpf.h) and returns 1 to allow, 0 to deny. It encodes
+//! a [`DeviceState`] — what v1's device controller would hold after the same
+//! rules — so both versions enforce the same thing: with a default-deny state
+//! a request is allowed when an exception covers all its access bits; with
+//! default-allow it is denied when an exception shares any bit with it.
 
 use crate::Error;
-use crate::devices::{Kind, Rule};
+use crate::devices::{DeviceState, Kind};
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -49,8 +48,10 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     }
 }
 
-/// Builds the filter. Registers: r2 type, r3 access, r4 major, r5 minor.
-pub(crate) fn assemble(rules: &[Rule]) -> Vec<Insn> {
+/// Builds the filter for a device state. Registers: r2 type, r3 access,
+/// r4 major, r5 minor. Each exception is a block whose conditional jumps
+/// skip to the next block; a full match returns the opposite of the default.
+pub(crate) fn assemble(state: &DeviceState) -> Vec<Insn> {
     let mut prog = vec![
         insn(LDX_MEM_W, 2, 1, 0, 0),
         insn(ALU64_AND_K, 2, 0, 0, 0xffff),
@@ -59,60 +60,47 @@ pub(crate) fn assemble(rules: &[Rule]) -> Vec<Insn> {
         insn(LDX_MEM_W, 4, 1, 4, 0),
         insn(LDX_MEM_W, 5, 1, 8, 0),
     ];
-    for rule in rules.iter().rev() {
-        // Each conditional jump skips to the end of this rule's block; the
-        // offset is patched once the block length is known.
+    for ex in &state.exceptions {
         let mut block: Vec<Insn> = Vec::new();
         let mut jumps = Vec::new();
-        match rule.kind {
-            Kind::All => {}
-            Kind::Block | Kind::Char => {
-                let t = if rule.kind == Kind::Block {
-                    DEV_BLOCK
-                } else {
-                    DEV_CHAR
-                };
-                jumps.push(block.len());
-                block.push(insn(JMP_JNE_K, 2, 0, 0, t));
+        let t = if ex.kind == Kind::Block {
+            DEV_BLOCK
+        } else {
+            DEV_CHAR
+        };
+        jumps.push(block.len());
+        block.push(insn(JMP_JNE_K, 2, 0, 0, t));
+        let access = i32::from(ex.access & 7);
+        if access != 7 {
+            block.push(insn(ALU64_MOV_X, 6, 3, 0, 0));
+            jumps.push(block.len() + 1);
+            if state.default_allow {
+                // A deny exception matches a request needing any of its bits.
+                block.push(insn(ALU64_AND_K, 6, 0, 0, access));
+                block.push(insn(JMP_JEQ_K, 6, 0, 0, 0));
+            } else {
+                // An allow exception matches a request needing only its bits.
+                block.push(insn(ALU64_AND_K, 6, 0, 0, !access & 7));
+                block.push(insn(JMP_JNE_K, 6, 0, 0, 0));
             }
         }
-        let access = i32::from(rule.access & 7);
-        if rule.allow && access != 7 {
-            // Skip unless (request & ~granted) == 0.
-            block.push(insn(ALU64_MOV_X, 6, 3, 0, 0));
-            block.push(insn(ALU64_AND_K, 6, 0, 0, !access & 7));
-            jumps.push(block.len());
-            block.push(insn(JMP_JNE_K, 6, 0, 0, 0));
-        } else if !rule.allow && access != 7 {
-            // Skip unless (request & denied) != 0.
-            block.push(insn(ALU64_MOV_X, 6, 3, 0, 0));
-            block.push(insn(ALU64_AND_K, 6, 0, 0, access));
-            jumps.push(block.len());
-            block.push(insn(JMP_JEQ_K, 6, 0, 0, 0));
-        }
-        if let Some(major) = rule.major {
+        if let Some(major) = ex.major {
             jumps.push(block.len());
             block.push(insn(JMP_JNE_K, 4, 0, 0, major as i32));
         }
-        if let Some(minor) = rule.minor {
+        if let Some(minor) = ex.minor {
             jumps.push(block.len());
             block.push(insn(JMP_JNE_K, 5, 0, 0, minor as i32));
         }
-        block.push(insn(ALU64_MOV_K, 0, 0, 0, i32::from(rule.allow)));
+        block.push(insn(ALU64_MOV_K, 0, 0, 0, i32::from(!state.default_allow)));
         block.push(insn(JMP_EXIT, 0, 0, 0, 0));
         let len = block.len();
         for j in &jumps {
             block[*j].off = (len - j - 1) as i16;
         }
-        let unconditional = jumps.is_empty();
         prog.extend(block);
-        if unconditional {
-            // Earlier rules can never be reached; the verifier rejects
-            // unreachable instructions, so stop here.
-            return prog;
-        }
     }
-    prog.push(insn(ALU64_MOV_K, 0, 0, 0, 0));
+    prog.push(insn(ALU64_MOV_K, 0, 0, 0, i32::from(state.default_allow)));
     prog.push(insn(JMP_EXIT, 0, 0, 0, 0));
     prog
 }
@@ -346,9 +334,9 @@ fn attach_cmd(
 /// Attaches a new filter for `rules` to the cgroup, then detaches berth's
 /// previous filters (so there is no window without one). Programs attached
 /// by others are left alone.
-pub(crate) fn install(cgroup: &OwnedFd, rules: &[Rule]) -> Result<(), Error> {
+pub(crate) fn install(cgroup: &OwnedFd, state: &DeviceState) -> Result<(), Error> {
     let before = query(cgroup)?;
-    let prog = load(&assemble(rules))?;
+    let prog = load(&assemble(state))?;
     attach_cmd(BPF_PROG_ATTACH, cgroup, &prog, BPF_F_ALLOW_MULTI).map_err(|source| Error::Bpf {
         op: "attach device program",
         source,
@@ -386,16 +374,16 @@ mod tests {
     use crate::devices::{ACC_MKNOD, ACC_READ, ACC_WRITE, normalize_all};
     use oci_spec::runtime::LinuxDeviceCgroup;
 
-    fn rules(json: &str) -> Vec<Rule> {
+    fn state(json: &str) -> DeviceState {
         let d: Vec<LinuxDeviceCgroup> = serde_json::from_str(json).unwrap();
-        normalize_all(&d).unwrap()
+        DeviceState::from_rules(&normalize_all(&d).unwrap())
     }
     const C: u32 = 2;
     const B: u32 = 1;
 
     #[test]
     fn deny_all_then_allow_null() {
-        let p = assemble(&rules(
+        let p = assemble(&state(
             r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]"#,
         ));
         let rw = u32::from(ACC_READ | ACC_WRITE);
@@ -408,13 +396,12 @@ mod tests {
         );
         assert_eq!(run(&p, C, rw, 1, 5), 0);
         assert_eq!(run(&p, B, rw, 1, 3), 0);
-        // The leading deny-all is unconditional: the program ends with it.
         assert_eq!(p.last().unwrap().code, JMP_EXIT);
     }
 
     #[test]
     fn later_rules_override_and_wildcards() {
-        let p = assemble(&rules(
+        let p = assemble(&state(
             r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":5,"access":"w"},{"allow":true,"type":"c","major":136,"access":"rwm"}]"#,
         ));
         assert_eq!(
@@ -437,7 +424,7 @@ mod tests {
 
     #[test]
     fn empty_rules_deny_everything() {
-        let p = assemble(&[]);
+        let p = assemble(&DeviceState::from_rules(&[]));
         assert_eq!(run(&p, C, 2, 1, 3), 0);
     }
 
@@ -446,7 +433,7 @@ mod tests {
         let mut list: Vec<LinuxDeviceCgroup> =
             serde_json::from_str(r#"[{"allow":false,"access":"rwm"}]"#).unwrap();
         list.extend(crate::default_devices());
-        let p = assemble(&normalize_all(&list).unwrap());
+        let p = assemble(&DeviceState::from_rules(&normalize_all(&list).unwrap()));
         assert_eq!(run(&p, C, u32::from(ACC_READ | ACC_WRITE), 1, 9), 1);
         assert_eq!(
             run(&p, C, u32::from(ACC_MKNOD), 4, 1),
@@ -459,6 +446,33 @@ mod tests {
             "but no access to it"
         );
         assert_eq!(run(&p, B, u32::from(ACC_READ), 8, 0), 0);
+    }
+
+    /// The program and the v1 emulation agree on every request.
+    #[test]
+    fn program_matches_the_v1_state() {
+        let lists = [
+            r#"[{"allow":false},{"allow":true,"type":"c","major":1,"minor":3,"access":"r"},{"allow":true,"type":"c","major":1,"minor":3,"access":"w"}]"#,
+            r#"[{"allow":false},{"allow":true,"type":"c","major":1,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":5,"access":"rwm"},{"allow":true,"type":"b","minor":0,"access":"m"}]"#,
+            r#"[{"allow":true},{"allow":false,"type":"b","major":8,"access":"w"},{"allow":false,"type":"c","major":1,"minor":3,"access":"rm"}]"#,
+            r#"[{"allow":true},{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"r"}]"#,
+        ];
+        for json in lists {
+            let s = state(json);
+            let p = assemble(&s);
+            for (kind, typ) in [(Kind::Block, B), (Kind::Char, C)] {
+                for (maj, min) in [(1, 3), (1, 5), (8, 0), (8, 1), (136, 2)] {
+                    for acc in 1..=7u8 {
+                        let want = s.allows(kind, maj, min, acc);
+                        assert_eq!(
+                            run(&p, typ, u32::from(acc), maj, min) == 1,
+                            want,
+                            "{json}: {kind:?} {maj}:{min} {acc}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

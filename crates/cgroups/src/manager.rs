@@ -155,6 +155,14 @@ impl Manager {
             p.and_then(|p| std::fs::read_to_string(p).ok())
                 .and_then(|t| fsutil::parse_max(&t))
         };
+        if live
+            && self.version == CgroupVersion::V1
+            && let Some(dev) = self.dir_of("devices")
+        {
+            facts.devices_now = std::fs::read_to_string(dev.join("devices.list"))
+                .ok()
+                .and_then(|t| devices::DeviceState::parse_list(&t));
+        }
         if let Some(mem) = self.dir_of("memory") {
             match self.version {
                 CgroupVersion::V1 => {
@@ -314,7 +322,7 @@ impl Manager {
             return Ok(());
         }
         let fd = open_dir(self.v2_leaf())?;
-        ebpf::install(&fd, rules)
+        ebpf::install(&fd, &devices::DeviceState::from_rules(rules))
     }
 
     /// Number of berth device programs attached (v2; 0 on v1).

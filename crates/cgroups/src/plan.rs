@@ -35,6 +35,9 @@ pub(crate) struct Facts {
     /// Current usage when updating a live cgroup (None on create).
     pub memory_usage: Option<u64>,
     pub memsw_usage: Option<u64>,
+    /// v1: the live cgroup's device state (from devices.list), so updates
+    /// only add and remove what changed.
+    pub devices_now: Option<devices::DeviceState>,
 }
 
 struct Planner<'a> {
@@ -234,14 +237,9 @@ pub(crate) fn plan(
         let rules = devices::normalize_all(devs)?;
         if v == CgroupVersion::V1 && !rules.is_empty() {
             p.need("devices", "devices")?;
-            p.push("devices", "devices", "devices.deny", "a");
-            for (i, rule) in rules.iter().enumerate() {
-                let file = if rule.allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                };
-                p.push(&format!("devices[{i}]"), "devices", file, rule.v1_line());
+            let target = devices::DeviceState::from_rules(&rules);
+            for (file, line) in target.v1_writes(facts.devices_now.as_ref()) {
+                p.push("devices", "devices", file, line);
             }
         }
     }
@@ -1201,10 +1199,20 @@ mod tests {
         let ws = plan(CgroupVersion::V1, &r, &all_v1()).unwrap();
         assert_eq!(
             flat(&ws),
+            vec![pair("devices.deny", "a"), pair("devices.allow", "c 1:3 rw")]
+        );
+        // Updating a live cgroup: only the difference, grants first.
+        let now = devices::DeviceState::parse_list("c 1:5 rwm\n").unwrap();
+        let facts = Facts {
+            devices_now: Some(now),
+            ..all_v1()
+        };
+        let ws = plan(CgroupVersion::V1, &r, &facts).unwrap();
+        assert_eq!(
+            flat(&ws),
             vec![
-                pair("devices.deny", "a"),
-                pair("devices.deny", "a"),
-                pair("devices.allow", "c 1:3 rw")
+                pair("devices.allow", "c 1:3 rw"),
+                pair("devices.deny", "c 1:5 rwm")
             ]
         );
         // v2 devices are an eBPF program, not file writes.

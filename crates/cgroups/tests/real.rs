@@ -296,6 +296,18 @@ fn suite_denied_device_cannot_be_opened_or_created() {
             "the old program was replaced, not stacked"
         );
     }
+    // A default-allow list that denies one node: everything but /dev/zero.
+    cg.update(&res(
+        r#"{"devices":[{"allow":true,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":5,"access":"rwm"}]}"#,
+    ))
+    .unwrap();
+    let _ = std::fs::remove_file(dir.path().join("z2"));
+    let (_, out, err) = finish(spawn_in(&cg, &script), Duration::from_secs(10));
+    assert!(out.contains("null-ok"), "{out} {err}");
+    assert!(
+        !out.contains("zero-ok") && !out.contains("mknod-ok"),
+        "{out} {err}"
+    );
 }
 
 #[test]
@@ -406,9 +418,16 @@ fn suite_update_changes_limits_and_refuses_bad_input() {
     // the earlier pids.max write is rolled back.
     let bogus = r#"{"pids":{"limit":7},"blockIO":{"throttleReadBpsDevice":[{"major":259,"minor":999,"rate":1000}]}}"#;
     let err = cg.update(&res(bogus)).unwrap_err().to_string();
-    assert!(err.starts_with("linux.resources.blockIO.throttleReadBpsDevice[0]: writing \"259:999"), "{err}");
+    assert!(
+        err.starts_with("linux.resources.blockIO.throttleReadBpsDevice[0]: writing \"259:999"),
+        "{err}"
+    );
     assert!(err.contains("rolled back"), "{err}");
-    assert_eq!(cg.stats().unwrap().pids.limit, before.pids.limit, "pids.max not rolled back");
+    assert_eq!(
+        cg.stats().unwrap().pids.limit,
+        before.pids.limit,
+        "pids.max not rolled back"
+    );
 }
 
 #[test]
