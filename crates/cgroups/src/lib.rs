@@ -18,6 +18,7 @@ mod hierarchy;
 mod manager;
 #[cfg(test)]
 mod manager_tests;
+mod oom;
 mod plan;
 pub mod stats;
 pub mod update;
@@ -26,6 +27,7 @@ pub use devices::default_devices;
 pub use error::Error;
 pub use hierarchy::{CgroupVersion, DEFAULT_ROOT, Hierarchy};
 pub use manager::Manager;
+pub use oom::OomWatcher;
 pub use stats::{Event, Stats};
 pub use update::{UpdateFlags, parse_bytes, parse_resources_json};
 

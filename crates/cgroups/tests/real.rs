@@ -168,6 +168,9 @@ fn suite_memory_limit_is_enforced_and_oom_kill_reported() {
         return;
     };
     assert_eq!(cg.oom_kill_count().unwrap(), 0);
+    // The events stream's watcher, blocked before the kill happens.
+    let mut watcher = berth_cgroups::OomWatcher::new(&cg).unwrap();
+    let waiter = std::thread::spawn(move || watcher.wait(Duration::from_secs(30)));
     // busybox dd reads 64 MiB from /dev/zero into one buffer, touching it all.
     let kid = spawn_in(&cg, "exec dd if=/dev/zero of=/dev/null bs=64M count=1");
     let (status, _, err) = finish(kid, Duration::from_secs(30));
@@ -176,6 +179,7 @@ fn suite_memory_limit_is_enforced_and_oom_kill_reported() {
         Some(libc::SIGKILL),
         "dd should be OOM-killed: {status:?} {err}"
     );
+    assert_eq!(waiter.join().unwrap().unwrap(), Some(1));
     assert_eq!(cg.wait_oom(0, Duration::from_secs(5)).unwrap(), Some(1));
     let stats = cg.stats().unwrap();
     assert_eq!(stats.memory.usage.limit, 32 << 20);
