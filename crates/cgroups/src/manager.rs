@@ -351,8 +351,8 @@ impl Manager {
     }
 
     /// v2: a directory fd of the leaf for clone3(CLONE_INTO_CGROUP), so the
-    /// child starts inside it. O_RDONLY, not O_PATH: the kernel takes the
-    /// cgroup from a regular open file. None on v1.
+    /// child starts inside it (clone(2), CLONE_INTO_CGROUP, Linux 5.7+).
+    /// Opened O_RDONLY|O_DIRECTORY|O_CLOEXEC. None on v1.
     pub fn clone_into_fd(&self) -> Result<Option<OwnedFd>, Error> {
         match self.version {
             CgroupVersion::V1 => Ok(None),
