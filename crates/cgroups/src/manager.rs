@@ -87,6 +87,11 @@ impl Manager {
         self.dirs.clone()
     }
 
+    /// True while any of the container's cgroup directories exists.
+    pub fn exists(&self) -> bool {
+        self.dirs.values().any(|d| d.is_dir())
+    }
+
     /// The distinct (mount, leaf) pairs; co-mounted v1 controllers share one.
     fn leaves(&self) -> Vec<(&Path, &Path)> {
         let mut seen = BTreeSet::new();

@@ -448,6 +448,7 @@ fn suite_destroy_kills_what_is_left_and_removes_the_cgroup() {
     cg.destroy().unwrap();
     let (status, _, _) = finish(kid, Duration::from_secs(5));
     assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert!(!cg.exists());
     for dir in cg.paths().values() {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
