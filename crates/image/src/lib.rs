@@ -8,6 +8,7 @@
 pub mod content;
 pub mod digest;
 pub mod error;
+pub mod layer;
 pub mod spec;
 
 pub use digest::Digest;
