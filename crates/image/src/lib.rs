@@ -9,6 +9,8 @@ pub mod content;
 pub mod digest;
 pub mod error;
 pub mod layer;
+pub mod metadata;
+pub mod snapshot;
 pub mod spec;
 
 pub use digest::Digest;

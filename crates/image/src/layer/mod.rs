@@ -8,7 +8,7 @@
 
 mod apply;
 mod diff;
-mod fsops;
+pub(crate) mod fsops;
 pub mod path;
 
 pub use apply::apply;
