@@ -5,6 +5,7 @@
 //! SQLite [`metadata`] with references and leases, mark-and-sweep [`gc`],
 //! [`archive`] load/save, and the [`ImageStore`] facade tying them together.
 
+pub mod archive;
 pub mod changes;
 pub mod content;
 pub mod digest;
@@ -18,6 +19,7 @@ pub mod spec;
 mod store;
 mod timefmt;
 
+pub use archive::{ArchiveFormat, LoadedImage};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use reference::Reference;
