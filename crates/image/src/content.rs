@@ -20,6 +20,15 @@ pub struct Expected {
     pub size: Option<u64>,
 }
 
+impl From<&crate::spec::Descriptor> for Expected {
+    fn from(d: &crate::spec::Descriptor) -> Self {
+        Expected {
+            digest: d.digest.clone(),
+            size: Some(d.size),
+        }
+    }
+}
+
 /// A blob store keyed by digest.
 #[derive(Debug, Clone)]
 pub struct ContentStore {

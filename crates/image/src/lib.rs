@@ -10,6 +10,7 @@ pub mod changes;
 pub mod content;
 pub mod digest;
 pub mod error;
+pub mod filter;
 pub mod gc;
 pub mod layer;
 pub mod metadata;

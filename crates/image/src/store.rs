@@ -244,9 +244,9 @@ impl ImageStore {
         let db = Db::open(db_path)?;
         let content = ContentStore::open(root)?;
         let driver = opts.driver.unwrap_or_else(|| {
-            if OverlaySnapshotter::supported()
-                && !opts.rootless
+            if !opts.rootless
                 && rustix::process::geteuid().is_root()
+                && OverlaySnapshotter::probe(root)
             {
                 Driver::Overlay
             } else {
@@ -384,14 +384,31 @@ impl ImageStore {
         let top = self.unpack(&manifest, &config)?;
         let id = manifest.config.digest.to_string();
         let size = manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
-        let media = manifest
-            .media_type
-            .clone()
-            .unwrap_or_else(|| spec::OCI_MANIFEST.to_string());
+        // Record the digest the caller named (an index for a multi-platform
+        // pull: that is the repo digest users know); reads follow it to the
+        // platform's manifest.
+        let media = if own_digest == *manifest_digest {
+            manifest
+                .media_type
+                .clone()
+                .unwrap_or_else(|| spec::OCI_MANIFEST.to_string())
+        } else {
+            let bytes = self
+                .content
+                .read_small(manifest_digest, spec::MAX_METADATA_SIZE)?;
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| {
+                    v.get("mediaType")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| spec::OCI_INDEX.to_string())
+        };
         let tag = name.map(Reference::parse).transpose()?;
         let rec = ImageRecord {
             id: id.clone(),
-            manifest_digest: own_digest.to_string(),
+            manifest_digest: manifest_digest.to_string(),
             manifest_media_type: media,
             created: config.created.clone(),
             added: metadata::now(),
@@ -605,6 +622,28 @@ impl ImageStore {
             });
         }
         Ok(out)
+    }
+
+    /// `berth images --filter …`: [`ImageStore::list`] narrowed by Docker
+    /// filters (`dangling`, `label`, `before`, `since`, `reference`).
+    pub fn list_filtered(&self, filters: &[&str]) -> Result<Vec<ImageSummary>> {
+        let created_of = |r: &str| -> Result<i64> {
+            let id = self.resolve(r)?;
+            self.image(&id)?
+                .created
+                .as_deref()
+                .and_then(crate::timefmt::parse_rfc3339)
+                .ok_or_else(|| Error::malformed(format!("image {r}"), "has no created time"))
+        };
+        let parsed = filters
+            .iter()
+            .map(|f| crate::filter::ImageFilter::parse(f, &created_of))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|i| crate::filter::matches(&parsed, i))
+            .collect())
     }
 
     /// `image inspect`.
@@ -832,18 +871,10 @@ impl ImageStore {
             let mut out = Vec::new();
             if let Ok(md) = Digest::parse(&img.manifest_digest) {
                 out.push(Node::Blob(md.clone()));
-                if let Ok(bytes) = self.content.read_small(&md, spec::MAX_METADATA_SIZE)
-                    && let Ok(parsed) = spec::parse_manifest(&bytes, None, "manifest")
-                {
-                    match parsed {
-                        Parsed::Manifest(m) => {
-                            out.push(Node::Blob(m.config.digest.clone()));
-                            out.extend(m.layers.iter().map(|l| Node::Blob(l.digest.clone())));
-                        }
-                        Parsed::Index(idx) => {
-                            out.extend(idx.manifests.iter().map(|d| Node::Blob(d.digest.clone())))
-                        }
-                    }
+                if let Ok((m, own)) = self.read_manifest(&md) {
+                    out.push(Node::Blob(own));
+                    out.push(Node::Blob(m.config.digest.clone()));
+                    out.extend(m.layers.iter().map(|l| Node::Blob(l.digest.clone())));
                 }
             }
             if let Ok(cfg) = Digest::parse(&img.id) {
@@ -853,17 +884,6 @@ impl ImageStore {
                 out.push(Node::Snapshot(c.clone()));
             }
             edges.insert(node, out);
-        }
-        // Manifests reached through an index reach their own blobs.
-        for d in self.content.list()? {
-            if let Ok(bytes) = self.content.read_small(&d, spec::MAX_METADATA_SIZE)
-                && bytes.first() == Some(&b'{')
-                && let Ok(Parsed::Manifest(m)) = spec::parse_manifest(&bytes, None, "manifest")
-            {
-                let mut out = vec![Node::Blob(m.config.digest.clone())];
-                out.extend(m.layers.iter().map(|l| Node::Blob(l.digest.clone())));
-                edges.insert(Node::Blob(d), out);
-            }
         }
         let mut snap_nodes = Vec::new();
         for s in &snaps {

@@ -312,6 +312,112 @@ fn bad_input_leaves_the_store_unchanged(driver: Driver) {
     assert_eq!(state(&s).1, before.1);
 }
 
+fn filters_and_indexes(driver: Driver) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path(), driver);
+    let tar = busybox_tar();
+    let old = import(&s, &tar, "busybox:old");
+    let opts = ImportOptions {
+        tag: Some("localhost/app:1".into()),
+        created: Some("2025-01-01T00:00:00Z".into()),
+        changes: vec![Change::parse("LABEL team=infra").unwrap()],
+        ..Default::default()
+    };
+    let new = s.import_rootfs_tar(&tar[..], &opts).unwrap();
+    let ids = |f: &[&str]| {
+        s.list_filtered(f)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&["reference=busybox"]), std::slice::from_ref(&old));
+    assert_eq!(ids(&["label=team=infra"]), std::slice::from_ref(&new));
+    assert_eq!(ids(&["since=busybox:old"]), std::slice::from_ref(&new));
+    assert_eq!(ids(&["before=localhost/app:1"]), std::slice::from_ref(&old));
+    assert!(ids(&["dangling=true"]).is_empty());
+    assert!(s.list_filtered(&["nope=1"]).is_err());
+    // A multi-platform index: the linux/amd64 entry is picked; the index
+    // digest is what the image records (its repo digest) and GC keeps it.
+    let (m, _) = s.read_image(&new).unwrap();
+    let rec = s.image(&new).unwrap();
+    let amd = Descriptor {
+        platform: Some(spec::Platform::linux_amd64()),
+        ..Descriptor::new(
+            spec::OCI_MANIFEST,
+            Digest::parse(&rec.manifest_digest).unwrap(),
+            s.content()
+                .size(&Digest::parse(&rec.manifest_digest).unwrap())
+                .unwrap(),
+        )
+    };
+    let arm = Descriptor {
+        platform: Some(spec::Platform {
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            ..Default::default()
+        }),
+        ..Descriptor::new(
+            spec::OCI_MANIFEST,
+            Digest::sha256_of(b"absent arm64 manifest"),
+            10,
+        )
+    };
+    let index = spec::Index {
+        schema_version: 2,
+        media_type: Some(spec::OCI_INDEX.into()),
+        manifests: vec![arm, amd],
+        annotations: None,
+    };
+    let idx_d = s
+        .ingest(&serde_json::to_vec(&index).unwrap(), None)
+        .unwrap();
+    assert_eq!(
+        s.register_image(&idx_d, Some("localhost/multi:1")).unwrap(),
+        new
+    );
+    assert_eq!(
+        s.inspect("localhost/multi:1").unwrap().repo_digests,
+        [
+            format!("localhost/app@{idx_d}"),
+            format!("localhost/multi@{idx_d}")
+        ]
+    );
+    s.gc().unwrap();
+    assert!(s.content().has(&idx_d));
+    assert!(s.content().has(&m.layers[0].digest));
+}
+
+fn concurrent_stores_share_one_database(driver: Driver) {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = std::sync::Arc::new(busybox_tar());
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let (dir, tar) = (tmp.path().to_path_buf(), tar.clone());
+            std::thread::spawn(move || {
+                let s = store(&dir, driver);
+                let id = import(&s, &tar, &format!("localhost/race:{i}"));
+                s.gc().unwrap();
+                id
+            })
+        })
+        .collect();
+    let ids: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "equal content, one image: {ids:?}"
+    );
+    let s = store(tmp.path(), driver);
+    assert_eq!(s.list().unwrap()[0].repo_tags.len(), 3);
+    assert_eq!(
+        s.snapshotter().list().unwrap().len(),
+        1,
+        "one shared layer snapshot"
+    );
+    let (m, _) = s.read_image(&ids[0]).unwrap();
+    assert!(s.content().has(&m.layers[0].digest));
+}
+
 macro_rules! both_drivers {
     ($($name:ident),*) => {
         mod overlay {
@@ -327,5 +433,7 @@ both_drivers!(
     import_list_inspect_tag,
     containers_share_the_image_snapshot,
     rmi_prune_and_gc,
-    bad_input_leaves_the_store_unchanged
+    bad_input_leaves_the_store_unchanged,
+    filters_and_indexes,
+    concurrent_stores_share_one_database
 );

@@ -87,6 +87,14 @@ impl State<'_> {
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        if matches!(
+            entry.header().entry_type(),
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            // pax headers the tar reader did not fold into an entry (e.g.
+            // git archive's global header) carry nothing to unpack.
+            return Ok(());
+        }
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let lim = self.opts.limits;

@@ -382,6 +382,51 @@ impl OverlaySnapshotter {
         self.base.clean_orphans()
     }
 
+    /// True when an overlay with two lower layers, an upper and a work dir
+    /// actually mounts on `root`'s filesystem (the kernel may have overlayfs
+    /// yet refuse it on this backing filesystem, or we may lack privilege),
+    /// as Docker's overlay2 driver checks before use.
+    pub fn probe(root: &Path) -> bool {
+        if !Self::supported() {
+            return false;
+        }
+        let Ok(dir) = tempfile::Builder::new()
+            .prefix("overlay-probe-")
+            .tempdir_in(root)
+        else {
+            return false;
+        };
+        let d = dir.path();
+        for sub in ["l1", "l2", "upper", "work", "merged"] {
+            if std::fs::create_dir(d.join(sub)).is_err() {
+                return false;
+            }
+        }
+        let m = Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!(
+                    "lowerdir={}:{}",
+                    d.join("l1").display(),
+                    d.join("l2").display()
+                ),
+                format!("upperdir={}", d.join("upper").display()),
+                format!("workdir={}", d.join("work").display()),
+                "index=off".into(),
+                "redirect_dir=off".into(),
+                "metacopy=off".into(),
+            ],
+        };
+        match MountGuard::new(std::slice::from_ref(&m), &d.join("merged")) {
+            Ok(guard) => {
+                drop(guard);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn lowers(&self, chain: &[SnapshotRecord]) -> String {
         chain
             .iter()
