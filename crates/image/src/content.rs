@@ -164,6 +164,32 @@ impl ContentStore {
         Ok(out)
     }
 
+    /// Removes ingest files whose writer process is gone (names start with
+    /// the writer's pid) or that are older than `age`.
+    pub fn clean_dead_ingest(&self, age: std::time::Duration) -> Result<usize> {
+        let dir = self.root.join("ingest");
+        let mut removed = 0;
+        for entry in fs::read_dir(&dir).ctx(|| format!("list {}", dir.display()))? {
+            let entry = entry.ctx(|| format!("list {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let dead = name
+                .split('-')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| e > age);
+            if (dead || old) && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes ingest files older than `age` (left by crashed writers).
     pub fn clean_ingest(&self, age: std::time::Duration) -> Result<usize> {
         let dir = self.root.join("ingest");

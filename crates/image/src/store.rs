@@ -158,6 +158,14 @@ pub struct PruneReport {
     pub gc: GcReport,
 }
 
+/// What [`ImageStore::recover`] cleaned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoverReport {
+    pub ingest_removed: usize,
+    pub orphan_snapshot_dirs: usize,
+    pub gc: GcReport,
+}
+
 /// A lease protecting content and snapshots created while it is held
 /// from garbage collection (e.g. a pull between writing blobs and
 /// [`ImageStore::register_image`]). Released on drop.
@@ -940,6 +948,25 @@ impl ImageStore {
         self.content
             .clean_ingest(std::time::Duration::from_secs(24 * 3600))?;
         Ok(report)
+    }
+
+    /// The startup / `berth system check` pass: forgets operations and
+    /// extractions of dead processes, removes half-written ingest files and
+    /// snapshot directories a crash left without a record, then collects
+    /// garbage.
+    pub fn recover(&self) -> Result<RecoverReport> {
+        let ingest_removed = self
+            .content
+            .clean_dead_ingest(std::time::Duration::from_secs(24 * 3600))?;
+        let orphan_snapshot_dirs = self
+            .snapshots
+            .clean_orphans(std::time::Duration::from_secs(60))?;
+        let gc = self.gc()?;
+        Ok(RecoverReport {
+            ingest_removed,
+            orphan_snapshot_dirs,
+            gc,
+        })
     }
 
     // ---- containers ----

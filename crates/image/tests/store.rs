@@ -418,6 +418,87 @@ fn concurrent_stores_share_one_database(driver: Driver) {
     assert!(s.content().has(&m.layers[0].digest));
 }
 
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn recover_cleans_crash_leftovers(driver: Driver) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path(), driver);
+    let id = import(&s, &busybox_tar(), "busybox");
+    let before = state(&s);
+    let pid = dead_pid();
+    // A crashed extraction, a crashed pull's lease and blob, a half-written
+    // ingest file and a snapshot directory without a record.
+    s.snapshotter()
+        .prepare(&format!("extract:{pid}:0"), None)
+        .unwrap();
+    s.db()
+        .add_lease(
+            &format!("op:{pid}:0"),
+            &berth_image::metadata::LeaseTarget::Content("*".into()),
+        )
+        .unwrap();
+    let stray = s.ingest(b"pulled but never registered", None).unwrap();
+    let ingest = tmp.path().join(format!("root/content/ingest/{pid}-0-0"));
+    fs::write(&ingest, "partial").unwrap();
+    let orphan = tmp.path().join("root/snapshots/0123456789abcdef");
+    fs::create_dir_all(orphan.join("fs")).unwrap();
+    let old = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, &orphan, &old, rustix::fs::AtFlags::empty()).unwrap();
+    let report = s.recover().unwrap();
+    assert_eq!(report.ingest_removed, 1);
+    assert_eq!(report.orphan_snapshot_dirs, 1);
+    assert!(report.gc.blobs_removed.contains(&stray), "{report:?}");
+    assert!(!ingest.exists() && !orphan.exists());
+    assert_eq!(state(&s), before, "only the leftovers went");
+    assert_eq!(s.resolve("busybox").unwrap(), id);
+}
+
+fn truncated_compressed_layer_is_named(driver: Driver) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path(), driver);
+    let tar = busybox_tar();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let cut = &gz[..gz.len() / 2];
+    let layer_d = s.ingest(cut, None).unwrap();
+    let diff_id = Digest::sha256_of(&tar);
+    let cfg = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+    );
+    let cfg_d = s.ingest(cfg.as_bytes(), None).unwrap();
+    let m = spec::Manifest {
+        schema_version: 2,
+        media_type: Some(spec::OCI_MANIFEST.into()),
+        config: Descriptor::new(spec::OCI_CONFIG, cfg_d, cfg.len() as u64),
+        layers: vec![Descriptor::new(
+            spec::OCI_LAYER_GZIP,
+            layer_d.clone(),
+            cut.len() as u64,
+        )],
+        annotations: None,
+    };
+    let m_d = s.ingest(&serde_json::to_vec(&m).unwrap(), None).unwrap();
+    let err = s.register_image(&m_d, Some("truncated")).unwrap_err();
+    assert!(err.to_string().contains(&layer_d.to_string()), "{err}");
+    assert!(s.snapshotter().list().unwrap().is_empty());
+    assert!(s.list().unwrap().is_empty());
+}
+
 macro_rules! both_drivers {
     ($($name:ident),*) => {
         mod overlay {
@@ -435,5 +516,7 @@ both_drivers!(
     rmi_prune_and_gc,
     bad_input_leaves_the_store_unchanged,
     filters_and_indexes,
-    concurrent_stores_share_one_database
+    concurrent_stores_share_one_database,
+    recover_cleans_crash_leftovers,
+    truncated_compressed_layer_is_named
 );

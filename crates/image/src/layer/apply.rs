@@ -172,6 +172,13 @@ impl State<'_> {
                 });
                 let fd = open_dir_beneath(self.root.as_fd(), &join(&parts))
                     .map_err(|e| resolve_error(e, shown, shown))?;
+                // A directory recreated over an overlay whiteout (`.wh.d`
+                // then `d/` in one layer) must hide the lower one: opaque.
+                if self.opts.whiteouts == WhiteoutMode::Overlay
+                    && existing.is_some_and(|st| is_whiteout(&st))
+                {
+                    set_xattr(fd.as_fd(), "trusted.overlay.opaque", b"y", shown)?;
+                }
                 Some(fd)
             }
             tar::EntryType::Symlink => {
@@ -357,6 +364,10 @@ impl State<'_> {
         }
         Ok(())
     }
+}
+
+fn is_whiteout(st: &rustix::fs::Stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
 }
 
 fn set_mtime(parent: BorrowedFd<'_>, name: &str, mtime: u64, shown: &str) -> Result<()> {

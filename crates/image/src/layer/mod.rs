@@ -3,7 +3,7 @@
 //! * [`apply`] unpacks a (gzip, zstd or plain; sniffed by magic) layer into a
 //!   directory, converting whiteouts to the snapshot's form, and refuses
 //!   hostile entries (see [`ApplyOptions`] for the limits).
-//! * [`diff`] turns an overlay upper dir, or a pair of directories, into a
+//! * [`write_diff`] turns an overlay upper dir, or a pair of directories, into a
 //!   deterministic layer tar with OCI whiteouts.
 
 mod apply;

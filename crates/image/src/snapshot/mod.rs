@@ -100,6 +100,10 @@ pub trait Snapshotter: Send + Sync {
     fn diff(&self, key: &str, out: &mut dyn Write, opts: &DiffOptions) -> Result<DiffStats>;
     /// The changes of `key` against its parent, as `docker diff` lists them.
     fn changes(&self, key: &str) -> Result<Vec<crate::layer::Change>>;
+    /// Removes snapshot directories without a record (left by a crash
+    /// between creating the directory and recording it) that are older
+    /// than `min_age`; returns how many.
+    fn clean_orphans(&self, min_age: std::time::Duration) -> Result<usize>;
 }
 
 /// State shared by both drivers.
@@ -278,7 +282,7 @@ impl Base {
 
     /// Directories whose snapshot record is gone (a crash between creating
     /// the directory and the record); returns how many were removed.
-    fn clean_orphans(&self) -> Result<usize> {
+    fn clean_orphans(&self, min_age: std::time::Duration) -> Result<usize> {
         let known: std::collections::HashSet<String> = self
             .db
             .read(metadata::list_snapshots)?
@@ -291,7 +295,14 @@ impl Base {
         {
             let entry = entry.ctx(|| format!("list {}", self.root.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name != "l" && !known.contains(&name) {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| e >= min_age);
+            // Young directories may belong to a create in progress elsewhere.
+            if name != "l" && !known.contains(&name) && old && !name.starts_with("overlay-probe-") {
                 let _ = std::fs::remove_file(self.root.join("l").join(short_of(&name)));
                 remove_tree(&entry.path())?;
                 removed += 1;
@@ -375,11 +386,6 @@ impl OverlaySnapshotter {
     pub fn supported() -> bool {
         std::fs::read_to_string("/proc/filesystems")
             .is_ok_and(|s| s.lines().any(|l| l.ends_with("\toverlay")))
-    }
-
-    /// Removes snapshot directories that have no record.
-    pub fn clean_orphans(&self) -> Result<usize> {
-        self.base.clean_orphans()
     }
 
     /// True when an overlay with two lower layers, an upper and a work dir
@@ -553,6 +559,10 @@ impl Snapshotter for OverlaySnapshotter {
         let refs: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
         crate::layer::changes(DiffSource::OverlayUpper(&self.base.fs_dir(&rec)), &refs)
     }
+
+    fn clean_orphans(&self, min_age: std::time::Duration) -> Result<usize> {
+        self.base.clean_orphans(min_age)
+    }
 }
 
 /// Full-copy snapshots: each snapshot holds its whole tree, so it works on
@@ -566,11 +576,6 @@ impl VfsSnapshotter {
         Ok(VfsSnapshotter {
             base: Base::open(root, db)?,
         })
-    }
-
-    /// Removes snapshot directories that have no record.
-    pub fn clean_orphans(&self) -> Result<usize> {
-        self.base.clean_orphans()
     }
 
     fn create_copy(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<SnapshotRecord> {
@@ -668,5 +673,9 @@ impl Snapshotter for VfsSnapshotter {
             },
             &[],
         )
+    }
+
+    fn clean_orphans(&self, min_age: std::time::Duration) -> Result<usize> {
+        self.base.clean_orphans(min_age)
     }
 }
