@@ -68,6 +68,8 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Default)]
 pub struct CommitOptions {
     pub tag: Option<String>,
+    /// The history entry's `created_by` (default `berth commit`).
+    pub created_by: Option<String>,
     pub author: Option<String>,
     pub message: Option<String>,
     pub changes: Vec<ConfigChange>,
@@ -501,13 +503,15 @@ impl ImageStore {
         }
     }
 
-    /// Stores config and manifest for `layers` and registers the image.
-    fn store_image(
+    /// Stores `config` and an OCI manifest over `layers` (blobs already in
+    /// the content store) and registers the image, tagged `tag`.
+    pub fn create_image(
         &self,
         config: &ImageConfig,
         layers: Vec<Descriptor>,
         tag: Option<&str>,
     ) -> Result<String> {
+        let _op = self.begin_operation()?;
         let cfg_bytes =
             serde_json::to_vec(config).map_err(|e| Error::malformed("new image config", e))?;
         let cfg_digest = self.content.write_blob(&cfg_bytes, None)?;
@@ -525,8 +529,9 @@ impl ImageStore {
     }
 
     /// Writes the diff of snapshot `key` as a gzip layer blob; returns its
-    /// descriptor and diff id.
-    fn write_layer(&self, key: &str) -> Result<(Descriptor, Digest)> {
+    /// descriptor and diff id. Hold an [`ImageStore::begin_operation`] lease
+    /// until the layer is part of an image, or GC may collect it.
+    pub fn snapshot_layer(&self, key: &str) -> Result<(Descriptor, Digest)> {
         let w = self.content.writer(None)?;
         let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
         let stats = self.snapshots.diff(key, &mut gz, &DiffOptions::default())?;
@@ -554,7 +559,7 @@ impl ImageStore {
                 limits: self.opts.limits,
             };
             layer::apply(reader, &dir, &aopts)?;
-            self.write_layer(&key)
+            self.snapshot_layer(&key)
         })();
         let (desc, diff_id) = match result {
             Ok(v) => v,
@@ -592,7 +597,7 @@ impl ImageStore {
             }],
             ..Default::default()
         };
-        self.store_image(&config, vec![desc], tag.map(|t| t.to_string()).as_deref())
+        self.create_image(&config, vec![desc], tag.map(|t| t.to_string()).as_deref())
     }
 
     // ---- queries ----
@@ -1032,39 +1037,76 @@ impl ImageStore {
     /// its image (deletions as whiteouts), with `opts` applied to the
     /// config. Returns the new image id.
     pub fn commit_container(&self, container_id: &str, opts: &CommitOptions) -> Result<String> {
+        let parent_id = self.container_image(container_id)?;
+        self.derive_image(Some(&parent_id), Some(&container_key(container_id)), opts)
+    }
+
+    /// A new image on top of `parent` (None: from scratch) with, when
+    /// `snapshot_key` is given, that active snapshot's changes as a new
+    /// layer, and `opts` applied to the config and history (an empty-layer
+    /// history entry without a snapshot). `commit` uses it; so can the
+    /// Containerfile builder for RUN steps (a layer) and ENV/CMD/… steps
+    /// (config only). Returns the new image id.
+    pub fn derive_image(
+        &self,
+        parent: Option<&str>,
+        snapshot_key: Option<&str>,
+        opts: &CommitOptions,
+    ) -> Result<String> {
         let tag = opts.tag.as_deref().map(Reference::parse).transpose()?;
         let _op = self.begin_operation()?;
-        let parent_id = self.container_image(container_id)?;
-        let (pm, mut cfg) = self.read_image(&parent_id)?;
-        let (desc, diff_id) = self.write_layer(&container_key(container_id))?;
-        let created = rfc3339(metadata::now());
-        cfg.created = Some(created.clone());
-        if opts.author.is_some() {
-            cfg.author = opts.author.clone();
-        }
-        cfg.rootfs.diff_ids.push(diff_id);
-        cfg.history.push(History {
-            created: Some(created),
-            created_by: Some("berth commit".into()),
-            author: opts.author.clone(),
-            comment: opts.message.clone(),
-            empty_layer: false,
-        });
-        let mut cc = cfg.config.take().unwrap_or_default();
-        for c in &opts.changes {
-            c.apply(&mut cc);
-        }
-        cfg.config = Some(cc);
-        let mut layers: Vec<Descriptor> = pm
-            .layers
+        let (parent_layers, mut cfg) = match parent {
+            Some(p) => {
+                let (m, cfg) = self.read_image(&self.resolve(p)?)?;
+                (m.layers, cfg)
+            }
+            None => (
+                Vec::new(),
+                ImageConfig {
+                    architecture: self.opts.platform.architecture.clone(),
+                    os: self.opts.platform.os.clone(),
+                    rootfs: RootFs {
+                        kind: "layers".into(),
+                        diff_ids: Vec::new(),
+                    },
+                    ..Default::default()
+                },
+            ),
+        };
+        let mut layers: Vec<Descriptor> = parent_layers
             .iter()
             .map(|l| Descriptor {
                 media_type: to_oci_layer_type(&l.media_type),
                 ..l.clone()
             })
             .collect();
-        layers.push(desc);
-        self.store_image(&cfg, layers, tag.map(|t| t.to_string()).as_deref())
+        let new_layer = snapshot_key.map(|k| self.snapshot_layer(k)).transpose()?;
+        let created = rfc3339(metadata::now());
+        cfg.created = Some(created.clone());
+        if opts.author.is_some() {
+            cfg.author = opts.author.clone();
+        }
+        cfg.history.push(History {
+            created: Some(created),
+            created_by: Some(
+                opts.created_by
+                    .clone()
+                    .unwrap_or_else(|| "berth commit".into()),
+            ),
+            author: opts.author.clone(),
+            comment: opts.message.clone(),
+            empty_layer: new_layer.is_none(),
+        });
+        if let Some((desc, diff_id)) = new_layer {
+            cfg.rootfs.diff_ids.push(diff_id);
+            layers.push(desc);
+        }
+        let mut cc = cfg.config.take().unwrap_or_default();
+        for c in &opts.changes {
+            c.apply(&mut cc);
+        }
+        cfg.config = Some(cc);
+        self.create_image(&cfg, layers, tag.map(|t| t.to_string()).as_deref())
     }
 
     /// Ingests `data` as a blob that must hash to `expected` (when given).

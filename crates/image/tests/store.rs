@@ -499,6 +499,49 @@ fn truncated_compressed_layer_is_named(driver: Driver) {
     assert!(s.list().unwrap().is_empty());
 }
 
+fn derived_images_from_scratch_and_config_only(driver: Driver) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path(), driver);
+    // FROM scratch, then a config-only step (ENV), as a builder would.
+    let opts = CommitOptions {
+        created_by: Some("ENV A=1".into()),
+        changes: vec![Change::parse("ENV A=1").unwrap()],
+        tag: Some("localhost/scratchy:1".into()),
+        ..Default::default()
+    };
+    let id = s.derive_image(None, None, &opts).unwrap();
+    let (m, cfg) = s.read_image(&id).unwrap();
+    assert!(m.layers.is_empty());
+    assert_eq!(cfg.config.unwrap().env.unwrap(), ["A=1"]);
+    let hist = s.history("localhost/scratchy:1").unwrap();
+    assert!(hist[0].empty_layer && hist[0].created_by == "ENV A=1");
+    // A RUN-like step: a snapshot on the image gets a file, becomes a layer.
+    let base = import(&s, &busybox_tar(), "busybox");
+    s.snapshotter()
+        .prepare("build-step", s.image(&base).unwrap().chain_id.as_deref())
+        .unwrap();
+    let (dir, _) = s.snapshotter().apply_target("build-step").unwrap();
+    fs::write(dir.join("built"), "artifact").unwrap();
+    let step = CommitOptions {
+        created_by: Some("RUN make".into()),
+        ..Default::default()
+    };
+    let child = s
+        .derive_image(Some(&base), Some("build-step"), &step)
+        .unwrap();
+    s.snapshotter().remove("build-step").unwrap();
+    let (m, cfg) = s.read_image(&child).unwrap();
+    assert_eq!((m.layers.len(), cfg.rootfs.diff_ids.len()), (2, 2));
+    let top = s.image(&child).unwrap().chain_id.unwrap();
+    let (_, parent_cfg) = s.read_image(&base).unwrap();
+    assert_eq!(
+        s.snapshotter().stat(&top).unwrap().parent,
+        Some(berth_image::chain_id(None, &parent_cfg.rootfs.diff_ids[0]))
+    );
+    let ch = s.snapshotter().changes(&top).unwrap();
+    assert!(ch.iter().any(|c| c.path == "/built"), "{ch:?}");
+}
+
 macro_rules! both_drivers {
     ($($name:ident),*) => {
         mod overlay {
@@ -518,5 +561,6 @@ both_drivers!(
     filters_and_indexes,
     concurrent_stores_share_one_database,
     recover_cleans_crash_leftovers,
-    truncated_compressed_layer_is_named
+    truncated_compressed_layer_is_named,
+    derived_images_from_scratch_and_config_only
 );
