@@ -942,8 +942,11 @@ impl ImageStore {
         let plan = gc::plan(&blobs, &snap_nodes, &marked);
         let mut report = GcReport::default();
         for key in plan.snapshots {
-            self.snapshots.remove(&key)?;
-            report.snapshots_removed.push(key);
+            // Another collector may have removed it, or a new child may have
+            // appeared since the listing: skip it, the next run decides.
+            if self.snapshots.remove(&key).is_ok() {
+                report.snapshots_removed.push(key);
+            }
         }
         for d in plan.blobs {
             report.bytes_freed += self.content.size(&d).unwrap_or(0);
@@ -991,7 +994,11 @@ impl ImageStore {
         if self.snapshots.stat(&key).is_ok() {
             return self.snapshots.mounts(&key);
         }
-        self.snapshots.prepare(&key, rec.chain_id.as_deref())
+        self.snapshots
+            .prepare(&key, rec.chain_id.as_deref())
+            .inspect_err(|_| {
+                let _ = self.db.release(&holder);
+            })
     }
 
     /// The mounts of a prepared container rootfs.

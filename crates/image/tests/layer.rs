@@ -522,3 +522,31 @@ fn overlay_xattrs_in_a_layer_are_not_trusted() {
         rustix::fs::lgetxattr(dir.path().join("d"), "trusted.overlay.opaque", &mut v[..]).is_err()
     );
 }
+
+#[test]
+fn non_utf8_names_are_an_error_not_a_silent_loss() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("d")).unwrap();
+    fs::write(
+        dir.path()
+            .join("d")
+            .join(std::ffi::OsStr::from_bytes(b"bad\xff")),
+        "x",
+    )
+    .unwrap();
+    let err = write_diff(
+        DiffSource::Dirs {
+            lower: None,
+            upper: dir.path(),
+        },
+        Vec::new(),
+        &DiffOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+    // Whiteouts still remove directories holding such names.
+    let t = build(|b| raw(b, b".wh.d", tar::EntryType::Regular, b"", b""));
+    layer::apply(&t[..], dir.path(), &opts(WhiteoutMode::Delete)).unwrap();
+    assert!(!dir.path().join("d").exists());
+}

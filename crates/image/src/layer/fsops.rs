@@ -83,8 +83,15 @@ pub fn is_dir(mode: u32) -> bool {
 /// Removes `name` in `dir`, recursing into directories; never follows
 /// symlinks. Missing entries are fine.
 pub fn remove_all_at(dir: BorrowedFd<'_>, name: &str) -> Result<()> {
-    let Some(st) = lstat_at(dir, name)? else {
-        return Ok(());
+    remove_all_raw(dir, std::ffi::OsStr::new(name))
+}
+
+fn remove_all_raw(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Result<()> {
+    let shown = name.to_string_lossy();
+    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("lstat {shown}")),
     };
     if is_dir(st.st_mode) {
         let sub = rustix::fs::openat(
@@ -93,18 +100,19 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &str) -> Result<()> {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .ctx(|| format!("open {name} for removal"))?;
-        for child in list_dir(sub.as_fd())? {
-            remove_all_at(sub.as_fd(), &child)?;
+        .ctx(|| format!("open {shown} for removal"))?;
+        for child in list_dir_raw(sub.as_fd())? {
+            remove_all_raw(sub.as_fd(), &child)?;
         }
-        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).ctx(|| format!("rmdir {name}"))
+        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).ctx(|| format!("rmdir {shown}"))
     } else {
-        rustix::fs::unlinkat(dir, name, AtFlags::empty()).ctx(|| format!("unlink {name}"))
+        rustix::fs::unlinkat(dir, name, AtFlags::empty()).ctx(|| format!("unlink {shown}"))
     }
 }
 
-/// The names in a directory (without `.` and `..`), sorted.
-pub fn list_dir(dir: BorrowedFd<'_>) -> Result<Vec<String>> {
+/// The names in a directory (without `.` and `..`), sorted by bytes.
+fn list_dir_raw(dir: BorrowedFd<'_>) -> Result<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStrExt;
     let fd = rustix::fs::openat(
         dir,
         ".",
@@ -116,13 +124,30 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> Result<Vec<String>> {
     let mut d = rustix::fs::Dir::read_from(&fd).ctx(|| "read directory".to_string())?;
     while let Some(entry) = d.read() {
         let entry = entry.ctx(|| "read directory entry".to_string())?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name != "." && name != ".." {
-            names.push(name);
+        let bytes = entry.file_name().to_bytes();
+        if bytes != b"." && bytes != b".." {
+            names.push(std::ffi::OsStr::from_bytes(bytes).to_os_string());
         }
     }
     names.sort();
     Ok(names)
+}
+
+/// The names in a directory (without `.` and `..`), sorted. Layers carry
+/// UTF-8 names only, so a name that is not UTF-8 is an error rather than a
+/// file silently left out of a diff.
+pub fn list_dir(dir: BorrowedFd<'_>) -> Result<Vec<String>> {
+    list_dir_raw(dir)?
+        .into_iter()
+        .map(|n| {
+            n.into_string().map_err(|n| {
+                Error::malformed(
+                    format!("file name {:?}", n.to_string_lossy()),
+                    "not UTF-8 (layers carry UTF-8 names only)",
+                )
+            })
+        })
+        .collect()
 }
 
 /// The extended attributes of a path (not following symlinks), sorted by name.
