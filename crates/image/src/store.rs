@@ -94,6 +94,12 @@ pub struct ImageSummary {
 }
 
 impl ImageSummary {
+    /// The 12-hex-digit id `berth images` shows.
+    pub fn short_id(&self) -> &str {
+        let hex = self.id.split_once(':').map_or(self.id.as_str(), |(_, h)| h);
+        &hex[..hex.len().min(12)]
+    }
+
     /// True for an image without tags (`<none>:<none>`).
     pub fn dangling(&self) -> bool {
         self.repo_tags.is_empty()

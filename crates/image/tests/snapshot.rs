@@ -158,6 +158,10 @@ fn mounts_and_copy_on_write(make: Make) {
     assert!(has(ChangeKind::Modified, "/etc/shared"), "{ch:?}");
     assert!(has(ChangeKind::Added, "/new"), "{ch:?}");
     assert!(has(ChangeKind::Deleted, "/etc/doomed"), "{ch:?}");
+    assert!(
+        !ch.iter().any(|c| c.path == "/etc/top" || c.path == "/a"),
+        "untouched files are not changes: {ch:?}"
+    );
     drop(g1);
     let mut tar = Vec::new();
     s.diff("c1", &mut tar, &DiffOptions::default()).unwrap();

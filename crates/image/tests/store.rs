@@ -68,6 +68,8 @@ fn import_list_inspect_tag(driver: Driver) {
     let list = s.list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].repo_tags, ["docker.io/library/busybox:latest"]);
+    assert_eq!(list[0].short_id(), &id["sha256:".len()..][..12]);
+    assert!(list[0].repo_digests[0].starts_with("docker.io/library/busybox@sha256:"));
     assert_eq!(s.resolve("busybox").unwrap(), id);
     assert_eq!(s.resolve("docker.io/library/busybox:latest").unwrap(), id);
     assert_eq!(
