@@ -381,6 +381,7 @@ impl ImageStore {
     /// known, unpacking its layers into snapshots, and tags it `name`.
     /// All blobs must already be in the content store. Returns the image id.
     pub fn register_image(&self, manifest_digest: &Digest, name: Option<&str>) -> Result<String> {
+        let tag = name.map(Reference::parse).transpose()?;
         let _op = self.begin_operation()?;
         let (manifest, own_digest) = self.read_manifest(manifest_digest)?;
         let config = self.read_config(&manifest)?;
@@ -421,7 +422,6 @@ impl ImageStore {
                 })
                 .unwrap_or_else(|| spec::OCI_INDEX.to_string())
         };
-        let tag = name.map(Reference::parse).transpose()?;
         let rec = ImageRecord {
             id: id.clone(),
             manifest_digest: manifest_digest.to_string(),

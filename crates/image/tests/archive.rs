@@ -18,6 +18,7 @@ fn store(dir: &Path) -> ImageStore {
     };
     let opts = StoreOptions {
         driver: Some(driver),
+        rootless: !berth_testutil::is_root(),
         ..Default::default()
     };
     ImageStore::open_with(&dir.join("root"), &dir.join("berth.db"), opts).unwrap()

@@ -25,7 +25,11 @@ fn raw(b: &mut tar::Builder<Vec<u8>>, name: &[u8], kind: tar::EntryType, link: &
     h.as_old_mut().name[..name.len()].copy_from_slice(name);
     h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
     h.set_entry_type(kind);
-    h.set_mode(0o644);
+    h.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
     h.set_size(data.len() as u64);
     h.set_cksum();
     b.append(&h, data).unwrap();
@@ -37,10 +41,19 @@ fn build(f: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// Options for the current user: unprivileged runs cannot chown to the
+/// tar's 0:0, so they apply in rootless mode.
+fn base() -> ApplyOptions {
+    ApplyOptions {
+        rootless: !berth_testutil::is_root(),
+        ..Default::default()
+    }
+}
+
 fn opts(mode: WhiteoutMode) -> ApplyOptions {
     ApplyOptions {
         whiteouts: mode,
-        ..Default::default()
+        ..base()
     }
 }
 
@@ -344,16 +357,16 @@ fn assert_hostile(tar: &[u8], opts: &ApplyOptions, needle: &str) {
 #[test]
 fn traversal_is_refused() {
     let t = build(|b| raw(b, b"../escaped", tar::EntryType::Regular, b"", b"x"));
-    assert_hostile(&t, &ApplyOptions::default(), "../escaped");
+    assert_hostile(&t, &base(), "../escaped");
     let t = build(|b| raw(b, b"a/../../escaped", tar::EntryType::Regular, b"", b"x"));
-    assert_hostile(&t, &ApplyOptions::default(), "traversal");
+    assert_hostile(&t, &base(), "traversal");
 }
 
 #[test]
 fn absolute_names_stay_inside() {
     let dir = tempfile::tempdir().unwrap();
     let t = build(|b| raw(b, b"/abs-file", tar::EntryType::Regular, b"", b"x"));
-    layer::apply(&t[..], dir.path(), &ApplyOptions::default()).unwrap();
+    layer::apply(&t[..], dir.path(), &base()).unwrap();
     assert!(dir.path().join("abs-file").exists());
     assert!(!Path::new("/abs-file").exists());
 }
@@ -366,12 +379,12 @@ fn symlink_escapes_are_refused() {
         raw(b, b"link", tar::EntryType::Symlink, &target, b"");
         raw(b, b"link/pwned", tar::EntryType::Regular, b"", b"x");
     });
-    assert_hostile(&t, &ApplyOptions::default(), "outside the snapshot");
+    assert_hostile(&t, &base(), "outside the snapshot");
     let t = build(|b| {
         raw(b, b"up", tar::EntryType::Symlink, b"../..", b"");
         raw(b, b"up/pwned", tar::EntryType::Regular, b"", b"x");
     });
-    assert_hostile(&t, &ApplyOptions::default(), "outside the snapshot");
+    assert_hostile(&t, &base(), "outside the snapshot");
     assert_eq!(
         fs::read_dir(host.path()).unwrap().count(),
         0,
@@ -384,7 +397,7 @@ fn symlink_escapes_are_refused() {
         raw(b, b"alias", tar::EntryType::Symlink, b"real", b"");
         raw(b, b"alias/file", tar::EntryType::Regular, b"", b"x");
     });
-    layer::apply(&t[..], dir.path(), &ApplyOptions::default()).unwrap();
+    layer::apply(&t[..], dir.path(), &base()).unwrap();
     assert!(dir.path().join("real/file").exists());
 }
 
@@ -399,14 +412,14 @@ fn hard_link_escapes_are_refused() {
             b"",
         )
     });
-    assert_hostile(&t, &ApplyOptions::default(), "traversal");
+    assert_hostile(&t, &base(), "traversal");
     let t = build(|b| {
         raw(b, b"etc", tar::EntryType::Symlink, b"/etc", b"");
         raw(b, b"passwd", tar::EntryType::Link, b"etc/passwd", b"");
     });
-    assert_hostile(&t, &ApplyOptions::default(), "outside the snapshot");
+    assert_hostile(&t, &base(), "outside the snapshot");
     let t = build(|b| raw(b, b"x", tar::EntryType::Link, b"missing", b""));
-    assert_hostile(&t, &ApplyOptions::default(), "not in the layer");
+    assert_hostile(&t, &base(), "not in the layer");
 }
 
 #[test]
@@ -425,7 +438,7 @@ fn replacing_a_symlink_does_not_follow_it() {
         );
         raw(b, b"f", tar::EntryType::Regular, b"", b"overwritten");
     });
-    layer::apply(&t[..], dir.path(), &ApplyOptions::default()).unwrap();
+    layer::apply(&t[..], dir.path(), &base()).unwrap();
     assert_eq!(fs::read_to_string(&victim).unwrap(), "original");
     assert_eq!(
         fs::read_to_string(dir.path().join("f")).unwrap(),
@@ -462,10 +475,7 @@ fn tar_bombs_hit_the_limits() {
         max_entries: 1000,
         ..Default::default()
     };
-    let o = ApplyOptions {
-        limits,
-        ..Default::default()
-    };
+    let o = ApplyOptions { limits, ..base() };
     assert_hostile(&many, &o, "entries per layer");
     let big = build(|b| raw(b, b"big", tar::EntryType::Regular, b"", &vec![7u8; 1 << 20]));
     let o = ApplyOptions {
@@ -473,7 +483,7 @@ fn tar_bombs_hit_the_limits() {
             max_bytes: 64 << 10,
             ..Default::default()
         },
-        ..Default::default()
+        ..base()
     };
     assert_hostile(&big, &o, "bytes");
     let deep = build(|b| {
@@ -490,7 +500,7 @@ fn tar_bombs_hit_the_limits() {
             max_depth: 16,
             ..Default::default()
         },
-        ..Default::default()
+        ..base()
     };
     assert_hostile(&deep, &o, "deeper");
 }

@@ -17,6 +17,7 @@ use berth_image::{
 fn store(dir: &Path, driver: Driver) -> ImageStore {
     let opts = StoreOptions {
         driver: Some(driver),
+        rootless: !berth_testutil::is_root(),
         ..Default::default()
     };
     ImageStore::open_with(&dir.join("root"), &dir.join("berth.db"), opts).unwrap()
