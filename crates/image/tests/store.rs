@@ -545,6 +545,56 @@ fn derived_images_from_scratch_and_config_only(driver: Driver) {
     assert!(ch.iter().any(|c| c.path == "/built"), "{ch:?}");
 }
 
+fn operation_leases_protect_a_pull_in_progress(driver: Driver) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path(), driver);
+    let tar = busybox_tar();
+    // A pull: blobs land first, the image is registered last.
+    let op = s.begin_operation().unwrap();
+    let layer = s.ingest(&tar, None).unwrap();
+    let diff_id = Digest::sha256_of(&tar);
+    let cfg = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+    );
+    let cfg_d = s.ingest(cfg.as_bytes(), None).unwrap();
+    assert!(
+        s.gc().unwrap().blobs_removed.is_empty(),
+        "collector keeps the pull's blobs"
+    );
+    let m = spec::Manifest {
+        schema_version: 2,
+        media_type: Some(spec::DOCKER_MANIFEST.into()),
+        config: Descriptor::new(spec::DOCKER_CONFIG, cfg_d, cfg.len() as u64),
+        layers: vec![Descriptor::new(
+            spec::DOCKER_LAYER_TAR,
+            layer.clone(),
+            tar.len() as u64,
+        )],
+        annotations: None,
+    };
+    let mut w = s.content().writer(None).unwrap();
+    std::io::Write::write_all(&mut w, &serde_json::to_vec(&m).unwrap()).unwrap();
+    let (m_d, _) = w.commit().unwrap();
+    let id = s
+        .register_image(&m_d, Some("registry.local:5000/pulled:1"))
+        .unwrap();
+    drop(op);
+    assert!(
+        s.gc().unwrap().blobs_removed.is_empty(),
+        "registered: reachable from the image"
+    );
+    assert_eq!(
+        s.inspect("registry.local:5000/pulled:1")
+            .unwrap()
+            .manifest_media_type,
+        spec::DOCKER_MANIFEST
+    );
+    // Without a lease, unreferenced blobs go.
+    let stray = s.ingest(b"stray", None).unwrap();
+    assert_eq!(s.gc().unwrap().blobs_removed, [stray]);
+    assert_eq!(s.resolve("registry.local:5000/pulled:1").unwrap(), id);
+}
+
 macro_rules! both_drivers {
     ($($name:ident),*) => {
         mod overlay {
@@ -565,5 +615,6 @@ both_drivers!(
     concurrent_stores_share_one_database,
     recover_cleans_crash_leftovers,
     truncated_compressed_layer_is_named,
-    derived_images_from_scratch_and_config_only
+    derived_images_from_scratch_and_config_only,
+    operation_leases_protect_a_pull_in_progress
 );
