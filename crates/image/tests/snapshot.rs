@@ -235,6 +235,50 @@ fn missing_snapshot_errors(make: Make) {
     );
 }
 
+/// overlay only: the fallback for kernels without `lowerdir+` mounts 120
+/// layers with relative short links whose absolute form exceeds a page.
+#[test]
+fn overlay_relative_short_links_fit_a_page() {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = overlay(tmp.path());
+    let mut parent: Option<String> = None;
+    for i in 0..120 {
+        let name = format!("layer-{i}");
+        layer(
+            &*s,
+            &name,
+            parent.as_deref(),
+            &[(&format!("f{i}"), &i.to_string())],
+        );
+        parent = Some(name);
+    }
+    let m = s.prepare("c", parent.as_deref()).unwrap();
+    assert!(
+        m[0].data().len() >= berth_image::snapshot::mount::page_size(),
+        "absolute form is over a page"
+    );
+    let p = mountpoint(tmp.path(), "c");
+    let cwd = std::env::current_dir().unwrap();
+    m[0].mount_relative(&p).unwrap();
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = berth_image::snapshot::unmount(self.0);
+        }
+    }
+    let _u = Unmount(&p);
+    assert_eq!(fs::read_to_string(p.join("f0")).unwrap(), "0");
+    assert_eq!(fs::read_to_string(p.join("f119")).unwrap(), "119");
+    assert_eq!(
+        std::env::current_dir().unwrap(),
+        cwd,
+        "the process keeps its cwd"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),*) => {
         mod overlay_driver {

@@ -74,11 +74,16 @@ impl Mount {
                     rustix::mount::mount("overlay", target, "overlay", flags, Some(c.as_c_str()))
                         .map_err(|e| err(format!("overlay: {e}")))
                 } else {
-                    self.mount_with_fsconfig(target).map_err(|e| {
-                        err(format!(
-                            "overlay (fsconfig, {} bytes of options): {e}",
-                            data.len()
-                        ))
+                    // Too long for one page: the new mount API takes each
+                    // layer separately; kernels before 6.8 lack `lowerdir+`,
+                    // so fall back to short relative names, as Docker does.
+                    self.mount_with_fsconfig(target).or_else(|fs_err| {
+                        self.mount_relative(target).map_err(|rel_err| {
+                            err(format!(
+                                "overlay with {} bytes of options: fsconfig: {fs_err}; relative lowerdirs: {rel_err}",
+                                data.len()
+                            ))
+                        })
                     })
                 }
             }
@@ -117,6 +122,78 @@ impl Mount {
             target,
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
+    }
+}
+
+impl Mount {
+    /// Mounts an overlay whose lower dirs all sit in one short-link
+    /// directory (`<root>/snapshots/l/<short>`) with relative `l/<short>`
+    /// names from a thread whose working directory is `<root>/snapshots`,
+    /// shrinking the option string as Docker's overlay2 does. The thread
+    /// unshares its fs context (unshare(2), `CLONE_FS`) so the chdir does not
+    /// affect the rest of the process.
+    pub fn mount_relative(&self, target: &Path) -> std::result::Result<(), String> {
+        let lower = self
+            .options
+            .iter()
+            .find_map(|o| o.strip_prefix("lowerdir="))
+            .ok_or("no lowerdir option")?;
+        let dirs: Vec<&Path> = lower.split(':').map(Path::new).collect();
+        let base = dirs[0]
+            .parent()
+            .and_then(Path::parent)
+            .ok_or("lowerdir has no short-link parent")?;
+        let mut rel = Vec::new();
+        for d in &dirs {
+            let r = d
+                .strip_prefix(base)
+                .map_err(|_| format!("{} is not under {}", d.display(), base.display()))?;
+            rel.push(r.to_string_lossy().into_owned());
+        }
+        let options: Vec<String> = self
+            .options
+            .iter()
+            .map(|o| {
+                if o.starts_with("lowerdir=") {
+                    format!("lowerdir={}", rel.join(":"))
+                } else {
+                    o.clone()
+                }
+            })
+            .collect();
+        let relative = Mount {
+            kind: self.kind.clone(),
+            source: self.source.clone(),
+            options,
+        };
+        let data = relative.data();
+        if data.len() >= page_size() {
+            return Err(format!(
+                "{} bytes of options even with relative lowerdirs",
+                data.len()
+            ));
+        }
+        let target = std::path::absolute(target).map_err(|e| e.to_string())?;
+        let flags = if self.read_only() {
+            MountFlags::RDONLY
+        } else {
+            MountFlags::empty()
+        };
+        let c = std::ffi::CString::new(data).map_err(|_| "NUL in overlay options".to_string())?;
+        std::thread::scope(|s| {
+            s.spawn(|| -> std::result::Result<(), String> {
+                // SAFETY: CLONE_FS only gives this short-lived thread its own
+                // cwd/root/umask; no file descriptor table is unshared.
+                unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }
+                    .map_err(|e| format!("unshare(CLONE_FS): {e}"))?;
+                rustix::process::chdir(base)
+                    .map_err(|e| format!("chdir {}: {e}", base.display()))?;
+                rustix::mount::mount("overlay", &target, "overlay", flags, Some(c.as_c_str()))
+                    .map_err(|e| format!("overlay: {e}"))
+            })
+            .join()
+            .map_err(|_| "mount thread panicked".to_string())?
+        })
     }
 }
 
