@@ -1,1 +1,3 @@
 //! berth-image (see ../../../shared/DESIGN.md).
+
+pub mod containerfile;
