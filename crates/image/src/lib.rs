@@ -1,3 +1,4 @@
 //! berth-image (see ../../../shared/DESIGN.md).
 
 pub mod containerfile;
+pub mod registry;
