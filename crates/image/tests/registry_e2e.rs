@@ -688,21 +688,47 @@ enum BlobMode {
     Truncated,
 }
 
-/// A minimal HTTP/1.1 server on 127.0.0.1 that serves one image, with one
-/// layer served according to `mode`. Stops on drop.
-struct FakeRegistry {
+/// One parsed HTTP request.
+struct HttpRequest {
+    path: String,
+    headers: HashMap<String, String>,
+}
+
+/// One HTTP response; `send` bytes of `body` are written (fewer than its
+/// length simulates a connection cut mid-body).
+struct HttpResponse {
+    status: &'static str,
+    content_type: &'static str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    send: usize,
+}
+
+impl HttpResponse {
+    fn new(status: &'static str, content_type: &'static str, body: Vec<u8>) -> Self {
+        let send = body.len();
+        Self {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body,
+            send,
+        }
+    }
+}
+
+type Handler = dyn Fn(&HttpRequest) -> HttpResponse + Send + Sync;
+
+/// A minimal HTTP/1.1 server on 127.0.0.1 (one request per connection),
+/// running for at most a minute; stops on drop.
+struct TinyServer {
     port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl FakeRegistry {
-    fn start(
-        blobs: HashMap<String, Vec<u8>>,
-        manifest: Vec<u8>,
-        bad: String,
-        mode: BlobMode,
-    ) -> Self {
+impl TinyServer {
+    fn start(handler: Arc<Handler>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -714,7 +740,7 @@ impl FakeRegistry {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         stream.set_nonblocking(false).unwrap();
-                        serve_one(stream, &blobs, &manifest, &bad, mode);
+                        serve_one(stream, handler.as_ref());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -728,7 +754,7 @@ impl FakeRegistry {
     }
 }
 
-impl Drop for FakeRegistry {
+impl Drop for TinyServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -737,22 +763,20 @@ impl Drop for FakeRegistry {
     }
 }
 
-fn serve_one(
-    stream: TcpStream,
-    blobs: &HashMap<String, Vec<u8>>,
-    manifest: &[u8],
-    bad: &str,
-    mode: BlobMode,
-) {
+fn serve_one(stream: TcpStream, handler: &Handler) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
+    let mut headers = HashMap::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
     let path = request_line
@@ -760,67 +784,57 @@ fn serve_one(
         .nth(1)
         .unwrap_or("/")
         .to_string();
-    let mut out = stream;
-    let respond = |out: &mut TcpStream, status: &str, ctype: &str, body: &[u8], send: usize| {
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = out.write_all(head.as_bytes());
-        let _ = out.write_all(&body[..send]);
-        let _ = out.flush();
-    };
-    if path == "/v2/" {
-        respond(&mut out, "200 OK", "application/json", b"{}", 2);
-    } else if path.contains("/manifests/") {
-        respond(&mut out, "200 OK", OCI_MANIFEST, manifest, manifest.len());
-    } else if let Some(digest) = path.split("/blobs/").nth(1) {
-        match blobs.get(digest) {
-            Some(data) if digest == bad => {
-                let mut data = data.clone();
-                match mode {
-                    BlobMode::Good => respond(
-                        &mut out,
-                        "200 OK",
-                        "application/octet-stream",
-                        &data,
-                        data.len(),
-                    ),
-                    BlobMode::Corrupt => {
-                        let mid = data.len() / 2;
-                        data[mid] ^= 0xff;
-                        respond(
-                            &mut out,
-                            "200 OK",
-                            "application/octet-stream",
-                            &data,
-                            data.len(),
-                        );
-                    }
-                    BlobMode::Truncated => respond(
-                        &mut out,
-                        "200 OK",
-                        "application/octet-stream",
-                        &data,
-                        data.len() / 2,
-                    ),
-                }
-            }
-            Some(data) => respond(
-                &mut out,
-                "200 OK",
-                "application/octet-stream",
-                data,
-                data.len(),
-            ),
-            None => respond(&mut out, "404 Not Found", "text/plain", b"unknown blob", 12),
-        }
-    } else {
-        respond(&mut out, "404 Not Found", "text/plain", b"no", 2);
+    let resp = handler(&HttpRequest { path, headers });
+    let mut head = format!(
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        resp.status,
+        resp.content_type,
+        resp.body.len()
+    );
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
+    head.push_str("\r\n");
+    let mut out = stream;
+    let _ = out.write_all(head.as_bytes());
+    let _ = out.write_all(&resp.body[..resp.send]);
+    let _ = out.flush();
 }
 
-fn fake_for(mode: BlobMode) -> (FakeRegistry, TestImage) {
+/// A registry that serves one image and misbehaves on the `bad` blob.
+fn fake_registry(
+    blobs: HashMap<String, Vec<u8>>,
+    manifest: Vec<u8>,
+    bad: String,
+    mode: BlobMode,
+) -> TinyServer {
+    TinyServer::start(Arc::new(move |req: &HttpRequest| {
+        let path = req.path.as_str();
+        if path == "/v2/" {
+            return HttpResponse::new("200 OK", "application/json", b"{}".to_vec());
+        }
+        if path.contains("/manifests/") {
+            return HttpResponse::new("200 OK", OCI_MANIFEST, manifest.clone());
+        }
+        let Some(data) = path.split("/blobs/").nth(1).and_then(|d| blobs.get(d)) else {
+            return HttpResponse::new("404 Not Found", "text/plain", b"unknown".to_vec());
+        };
+        let mut resp = HttpResponse::new("200 OK", "application/octet-stream", data.clone());
+        if path.ends_with(&bad) {
+            match mode {
+                BlobMode::Good => {}
+                BlobMode::Corrupt => {
+                    let mid = resp.body.len() / 2;
+                    resp.body[mid] ^= 0xff;
+                }
+                BlobMode::Truncated => resp.send = resp.body.len() / 2,
+            }
+        }
+        resp
+    }))
+}
+
+fn fake_for(mode: BlobMode) -> (TinyServer, TestImage) {
     let src = DirStore::new();
     let image = simple_image(&src, "fake");
     let mut blobs = HashMap::new();
@@ -828,7 +842,7 @@ fn fake_for(mode: BlobMode) -> (FakeRegistry, TestImage) {
         blobs.insert(d.clone(), src.get(d));
     }
     let bad = image.layer_digests[1].clone();
-    let fake = FakeRegistry::start(blobs, image.manifest.clone(), bad, mode);
+    let fake = fake_registry(blobs, image.manifest.clone(), bad, mode);
     (fake, image)
 }
 
@@ -870,4 +884,228 @@ fn good_fake_registry_pull_succeeds() {
     let pulled = client().pull(&r, &dst, &NoProgress).unwrap();
     assert_eq!(pulled.manifest_digest, image.manifest_digest);
     assert!(dst.has(&image.layer_digests[1]));
+}
+
+// ------------------------------------------------------ bearer-token auth
+
+/// Signs registry tokens (RS256 JWTs with the certificate in `x5c`) with a
+/// throw-away key made by the `openssl` CLI.
+struct TokenIssuer {
+    dir: tempfile::TempDir,
+    x5c: String,
+}
+
+fn b64url(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+fn openssl(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl CLI");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(data) = stdin {
+        input.write_all(data).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+impl TokenIssuer {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        let cert = dir.path().join("cert.pem");
+        openssl(
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-out",
+                cert.to_str().unwrap(),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=berth-test-token-issuer",
+            ],
+            None,
+        );
+        let der = openssl(
+            &["x509", "-in", cert.to_str().unwrap(), "-outform", "DER"],
+            None,
+        );
+        use base64::Engine as _;
+        let x5c = base64::engine::general_purpose::STANDARD.encode(der);
+        Self { dir, x5c }
+    }
+
+    fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    fn sign(&self, claims: &serde_json::Value) -> String {
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]});
+        let input = format!(
+            "{}.{}",
+            b64url(&serde_json::to_vec(&header).unwrap()),
+            b64url(&serde_json::to_vec(claims).unwrap())
+        );
+        let key = self.dir.path().join("key.pem");
+        let sig = openssl(
+            &["dgst", "-sha256", "-sign", key.to_str().unwrap()],
+            Some(input.as_bytes()),
+        );
+        format!("{input}.{}", b64url(&sig))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A token server granting whatever `alice:s3cret` asks for; records the
+/// scopes it was asked for.
+fn token_server(
+    issuer: Arc<TokenIssuer>,
+    scopes_seen: Arc<std::sync::Mutex<Vec<String>>>,
+) -> TinyServer {
+    let expected = format!("Basic {}", {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("alice:s3cret")
+    });
+    TinyServer::start(Arc::new(move |req: &HttpRequest| {
+        if req.headers.get("authorization") != Some(&expected) {
+            return HttpResponse::new(
+                "401 Unauthorized",
+                "application/json",
+                br#"{"details":"bad or missing credentials"}"#.to_vec(),
+            );
+        }
+        let query = req.path.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let mut access = Vec::new();
+        for pair in query.split('&') {
+            let Some(("scope", value)) = pair.split_once('=') else {
+                continue;
+            };
+            let scope = percent_decode(value);
+            scopes_seen.lock().unwrap().push(scope.clone());
+            let parts: Vec<&str> = scope.splitn(3, ':').collect();
+            if let [kind, name, actions] = parts.as_slice() {
+                access.push(serde_json::json!({
+                    "type": kind, "name": name,
+                    "actions": actions.split(',').collect::<Vec<_>>()
+                }));
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = issuer.sign(&serde_json::json!({
+            "iss": "berth-test-issuer", "sub": "alice", "aud": "berth-test-registry",
+            "exp": now + 300, "nbf": now - 10, "iat": now,
+            "jti": format!("{now}-{}", access.len()), "access": access
+        }));
+        let body =
+            serde_json::to_vec(&serde_json::json!({"token": token, "expires_in": 300})).unwrap();
+        HttpResponse::new("200 OK", "application/json", body)
+    }))
+}
+
+#[test]
+fn bearer_token_auth_with_token_server() {
+    let issuer = Arc::new(TokenIssuer::new());
+    let scopes_seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tokens = token_server(issuer.clone(), scopes_seen.clone());
+    let reg = Registry::start(&format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+        tokens.port,
+        issuer.cert_path().display()
+    ));
+    let auth_dir = tempfile::tempdir().unwrap();
+    let auth_file = auth_dir.path().join("auth.json");
+    let options = ClientOptions {
+        credentials_path: Some(auth_file.clone()),
+        ..Default::default()
+    };
+    let c = Client::new(options.clone());
+    let src = DirStore::new();
+    let image = simple_image(&src, "bearer");
+    let reference = reg.reference("private/app:1");
+
+    let e = c
+        .push(&reference, &image.manifest, &src, &NoProgress)
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
+    assert!(e.to_string().contains("berth login"), "{e}");
+
+    let bad = Credentials {
+        username: "alice".into(),
+        password: "nope".into(),
+    };
+    let e = c.login(&reg.host(), &bad).unwrap_err();
+    assert!(
+        e.to_string().contains("invalid username or password"),
+        "{e}"
+    );
+    c.login(
+        &reg.host(),
+        &Credentials {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        },
+    )
+    .unwrap();
+
+    let pushed = c
+        .push(&reference, &image.manifest, &src, &NoProgress)
+        .unwrap();
+    assert_eq!(pushed.manifest_digest, image.manifest_digest);
+    let dst = DirStore::new();
+    let pulled = Client::new(options)
+        .pull(&reference, &dst, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest_digest);
+    assert!(dst.has(&image.layer_digests[0]));
+    let seen = scopes_seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&"repository:private/app:pull,push".to_string()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&"repository:private/app:pull".to_string()),
+        "{seen:?}"
+    );
+
+    // skopeo runs the same token flow and sees the same manifest.
+    let info = skopeo_inspect(&reference.to_string(), &["--creds", "alice:s3cret"]);
+    assert_eq!(info["Digest"], image.manifest_digest);
 }
