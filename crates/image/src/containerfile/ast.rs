@@ -20,6 +20,19 @@ pub struct Instruction {
     /// joined) argument text, as written.
     pub original: String,
     pub kind: InstructionKind,
+    /// Here-documents that followed the line (RUN/COPY/ADD), in order.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// A here-document (`<<EOF` … `EOF`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    pub name: String,
+    /// The body, each line ending in `\n`, leading tabs removed for `<<-`.
+    pub content: String,
+    pub strip_tabs: bool,
+    /// `false` when the marker was quoted (`<<"EOF"`): no expansion.
+    pub expand: bool,
 }
 
 /// Shell form (run through the stage's SHELL) or exec form (JSON array).

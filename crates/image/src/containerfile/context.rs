@@ -102,6 +102,19 @@ impl BuildContext {
         Self::with_ignore(root, ignore)
     }
 
+    /// Open `root` for a build of `containerfile`: `<containerfile>.dockerignore`
+    /// (e.g. `Dockerfile.dockerignore` beside it) wins over `root/.dockerignore`.
+    pub fn open_for(root: &Path, containerfile: &Path) -> Result<Self, ContainerfileError> {
+        let mut name = containerfile.as_os_str().to_owned();
+        name.push(".dockerignore");
+        let specific = PathBuf::from(name);
+        match fs::read_to_string(&specific) {
+            Ok(text) => Self::with_ignore(root, IgnoreMatcher::parse(&text)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::open(root),
+            Err(e) => Err(ContainerfileError::io(specific, e)),
+        }
+    }
+
     /// Use explicit ignore rules (e.g. from `<Containerfile>.dockerignore`).
     pub fn with_ignore(root: &Path, ignore: IgnoreMatcher) -> Result<Self, ContainerfileError> {
         let root = fs::canonicalize(root).map_err(|e| ContainerfileError::io(root, e))?;
@@ -537,5 +550,24 @@ mod tests {
             Some(ArchiveKind::Zstd)
         );
         assert_eq!(detect_archive(b"hello"), None);
+    }
+
+    #[test]
+    fn containerfile_specific_ignore_file_wins() {
+        let (d, _) = ctx();
+        let cf = d.path().join("build.Containerfile");
+        fs::write(&cf, "FROM scratch\n").unwrap();
+        // Without a specific file, .dockerignore applies (README.md re-included, src/notes.md not).
+        let c = BuildContext::open_for(d.path(), &cf).unwrap();
+        assert!(c.ignore().is_excluded("target/big"));
+        fs::write(d.path().join("build.Containerfile.dockerignore"), "src\n").unwrap();
+        let c = BuildContext::open_for(d.path(), &cf).unwrap();
+        assert!(!c.ignore().is_excluded("target/big"));
+        assert!(c.ignore().is_excluded("src/a.rs"));
+        let err = c
+            .resolve_sources(4, &["src/a.rs".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4") && err.contains("not found"), "{err}");
     }
 }

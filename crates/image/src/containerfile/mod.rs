@@ -15,7 +15,9 @@ pub mod ignore;
 pub mod parser;
 pub mod plan;
 
-pub use ast::{CommandForm, Containerfile, CopyArgs, Healthcheck, Instruction, InstructionKind};
+pub use ast::{
+    CommandForm, Containerfile, CopyArgs, Healthcheck, Heredoc, Instruction, InstructionKind,
+};
 pub use cache::{CacheKey, chain_cache_keys, step_cache_key};
 pub use context::{
     ArchiveKind, BuildContext, InputEntry, InputKind, ResolvedSource, detect_archive, digest_inputs,
@@ -26,6 +28,6 @@ pub use ignore::IgnoreMatcher;
 pub use parser::parse;
 pub use plan::{
     BaseImage, BaseImageInfo, BaseLookup, BuildOptions, BuildPlan, CopyFrom, ExecError, Executor,
-    HealthConfig, ImageConfigDelta, RunRequest, StageConfig, StagePlan, Step, StepAction,
-    join_path, parse_duration, plan_build,
+    HealthConfig, ImageConfigDelta, InlineFile, RunRequest, StageConfig, StagePlan, Step,
+    StepAction, join_path, parse_duration, plan_build,
 };

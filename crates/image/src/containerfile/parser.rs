@@ -7,7 +7,9 @@
 //! a line that does not end with the escape character. Heredocs are not
 //! supported.
 
-use super::ast::{CommandForm, Containerfile, CopyArgs, Healthcheck, Instruction, InstructionKind};
+use super::ast::{
+    CommandForm, Containerfile, CopyArgs, Healthcheck, Heredoc, Instruction, InstructionKind,
+};
 use super::error::ContainerfileError;
 
 /// A logical line: continuation-joined text and the line it starts on.
@@ -15,6 +17,7 @@ use super::error::ContainerfileError;
 struct LogicalLine {
     line: usize,
     text: String,
+    heredocs: Vec<Heredoc>,
 }
 
 /// Parse a whole Containerfile.
@@ -41,10 +44,12 @@ pub fn parse(text: &str) -> Result<Containerfile, ContainerfileError> {
             _ => {}
         }
     }
-    let logical = logical_lines(&lines, first_body_line, escape);
+    let logical = logical_lines(&lines, first_body_line, escape)?;
     let mut instructions = Vec::with_capacity(logical.len());
     for l in logical {
-        instructions.push(parse_instruction(l.line, &l.text, escape)?);
+        let mut ins = parse_instruction(l.line, &l.text, escape)?;
+        ins.heredocs = l.heredocs;
+        instructions.push(ins);
     }
     Ok(Containerfile {
         syntax,
@@ -100,11 +105,19 @@ fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }
 
-/// Join continuation lines, dropping comments and blank lines.
-fn logical_lines(lines: &[&str], start: usize, escape: char) -> Vec<LogicalLine> {
+/// Join continuation lines, dropping comments and blank lines, and collect
+/// the heredoc bodies that follow a RUN/COPY/ADD line.
+fn logical_lines(
+    lines: &[&str],
+    start: usize,
+    escape: char,
+) -> Result<Vec<LogicalLine>, ContainerfileError> {
     let mut out = Vec::new();
     let mut current: Option<LogicalLine> = None;
-    for (idx, raw) in lines.iter().enumerate().skip(start) {
+    let mut idx = start;
+    while idx < lines.len() {
+        let raw = lines[idx];
+        idx += 1;
         if is_comment(raw) || raw.trim().is_empty() {
             continue;
         }
@@ -114,8 +127,9 @@ fn logical_lines(lines: &[&str], start: usize, escape: char) -> Vec<LogicalLine>
             None => (trimmed, false),
         };
         let entry = current.get_or_insert_with(|| LogicalLine {
-            line: idx + 1,
+            line: idx,
             text: String::new(),
+            heredocs: Vec::new(),
         });
         if entry.text.is_empty() {
             entry.text.push_str(body.trim_start());
@@ -123,12 +137,132 @@ fn logical_lines(lines: &[&str], start: usize, escape: char) -> Vec<LogicalLine>
             entry.text.push_str(body);
         }
         if !continues {
-            out.extend(current.take());
+            let mut done = current
+                .take()
+                .unwrap_or_else(|| unreachable!("entry was just set"));
+            for marker in heredoc_markers(&done.text) {
+                let (heredoc, next) = read_heredoc(lines, idx, marker, done.line)?;
+                done.heredocs.push(heredoc);
+                idx = next;
+            }
+            out.push(done);
         }
     }
     // A trailing continuation at end of file still forms an instruction.
     out.extend(current.take().filter(|l| !l.text.trim().is_empty()));
+    Ok(out)
+}
+
+/// A heredoc marker found on an instruction line: `<<[-]["']NAME["']`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HeredocMarker {
+    name: String,
+    strip_tabs: bool,
+    quoted: bool,
+}
+
+/// Heredoc markers of a RUN/COPY/ADD shell-form line, in order
+/// (<https://docs.docker.com/reference/dockerfile/#here-documents>).
+fn heredoc_markers(text: &str) -> Vec<HeredocMarker> {
+    let keyword = text.split_whitespace().next().unwrap_or_default();
+    if !["RUN", "COPY", "ADD"].contains(&keyword.to_ascii_uppercase().as_str()) {
+        return Vec::new();
+    }
+    let rest = text[keyword.len()..].trim_start();
+    if rest.starts_with('[') {
+        return Vec::new();
+    }
+    let chars: Vec<char> = rest.chars().collect();
+    let mut out = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '<'
+                && chars.get(i + 1) == Some(&'<')
+                && chars.get(i + 2) != Some(&'<') =>
+            {
+                let mut j = i + 2;
+                let strip_tabs = chars.get(j) == Some(&'-');
+                if strip_tabs {
+                    j += 1;
+                }
+                let open = chars.get(j).copied().filter(|c| *c == '"' || *c == '\'');
+                if open.is_some() {
+                    j += 1;
+                }
+                let name_start = j;
+                while chars.get(j).is_some_and(|c| {
+                    c.is_ascii_alphanumeric() || *c == '_' || *c == '.' || *c == '-'
+                }) {
+                    j += 1;
+                }
+                let name: String = chars[name_start..j].iter().collect();
+                let closed = match open {
+                    Some(q) => chars.get(j) == Some(&q),
+                    None => true,
+                };
+                if !name.is_empty() && closed {
+                    if open.is_some() {
+                        j += 1;
+                    }
+                    out.push(HeredocMarker {
+                        name,
+                        strip_tabs,
+                        quoted: open.is_some(),
+                    });
+                    i = j;
+                    continue;
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
     out
+}
+
+/// Read one heredoc body starting at `lines[start]`; returns it and the
+/// index of the line after its terminator.
+fn read_heredoc(
+    lines: &[&str],
+    start: usize,
+    marker: HeredocMarker,
+    line: usize,
+) -> Result<(Heredoc, usize), ContainerfileError> {
+    let mut content = String::new();
+    for (idx, raw) in lines.iter().enumerate().skip(start) {
+        let text = if marker.strip_tabs {
+            raw.trim_start_matches('\t')
+        } else {
+            raw
+        };
+        if text.trim_end() == marker.name {
+            return Ok((
+                Heredoc {
+                    name: marker.name,
+                    content,
+                    strip_tabs: marker.strip_tabs,
+                    expand: !marker.quoted,
+                },
+                idx + 1,
+            ));
+        }
+        content.push_str(text);
+        content.push('\n');
+    }
+    Err(ContainerfileError::syntax(
+        line,
+        "heredoc",
+        format!(
+            "no terminating line {:?} for <<{}",
+            marker.name, marker.name
+        ),
+    ))
 }
 
 /// Split `text` into words at unquoted, unescaped whitespace, keeping quotes
@@ -275,7 +409,7 @@ fn flag_value(
 }
 
 /// Parse one logical line into an instruction.
-fn parse_instruction(
+pub(crate) fn parse_instruction(
     line: usize,
     text: &str,
     escape: char,
@@ -296,6 +430,7 @@ fn parse_instruction(
         line,
         original,
         kind,
+        heredocs: Vec::new(),
     })
 }
 
@@ -913,5 +1048,41 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(split_words_raw(input, '\\'), *want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn heredocs() {
+        let text = "FROM a\nRUN <<EOF\necho one\n# not a comment\n\necho two\nEOF\nRUN <<-'X' cat > /f && <<\"Y\" cat\n\t\tindented $V\n\tX\nplain\nY\nCOPY <<conf /etc/app.conf\nkey=$V\nconf\nCMD [\"<<NOT\"]\n";
+        let f = parse(text).unwrap();
+        let lines: Vec<usize> = f.instructions.iter().map(|i| i.line).collect();
+        assert_eq!(lines, vec![1, 2, 8, 13, 16]);
+        let run = &f.instructions[1];
+        assert_eq!(run.heredocs.len(), 1);
+        assert_eq!(run.heredocs[0].name, "EOF");
+        assert_eq!(
+            run.heredocs[0].content,
+            "echo one\n# not a comment\n\necho two\n"
+        );
+        assert!(run.heredocs[0].expand);
+        let two = &f.instructions[2].heredocs;
+        assert_eq!(two.len(), 2);
+        assert_eq!(
+            (two[0].name.as_str(), two[0].strip_tabs, two[0].expand),
+            ("X", true, false)
+        );
+        assert_eq!(two[0].content, "indented $V\n");
+        assert_eq!((two[1].name.as_str(), two[1].expand), ("Y", false));
+        assert_eq!(two[1].content, "plain\n");
+        assert_eq!(f.instructions[3].heredocs[0].content, "key=$V\n");
+        assert!(f.instructions[4].heredocs.is_empty());
+    }
+
+    #[test]
+    fn unterminated_heredoc_names_the_line() {
+        let err = parse("FROM a\n\nRUN <<EOF\necho\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("line 3:"), "{err}");
+        assert!(err.contains("<<EOF"), "{err}");
     }
 }

@@ -15,9 +15,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::ast::{CommandForm, Containerfile, CopyArgs, Healthcheck, Instruction, InstructionKind};
+use super::ast::{
+    CommandForm, Containerfile, CopyArgs, Healthcheck, Heredoc, Instruction, InstructionKind,
+};
 use super::error::ContainerfileError;
 use super::expand::Expander;
+use super::parser::parse_instruction;
 
 /// Options of `berth build` that affect planning.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +38,8 @@ pub struct BaseImageInfo {
     pub env: Vec<(String, String)>,
     /// `WorkingDir` of the image config.
     pub workdir: Option<String>,
+    /// `OnBuild` triggers of the image config; they run right after FROM.
+    pub onbuild: Vec<String>,
 }
 
 /// Where a stage starts from.
@@ -110,11 +115,21 @@ pub enum StepAction {
         chmod: Option<u32>,
         link: bool,
         checksum: Option<String>,
+        /// Files given inline as here-documents (`COPY <<EOF /dest`).
+        inline: Vec<InlineFile>,
     },
     /// WORKDIR: set the working directory and create it if missing.
     Workdir(String),
     /// A config-only change (no filesystem change).
     Config(ImageConfigDelta),
+}
+
+/// A file whose content is a here-document in the Containerfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InlineFile {
+    /// The heredoc name, used as the file name when the destination is a directory.
+    pub name: String,
+    pub content: String,
 }
 
 /// One step of a stage.
@@ -517,6 +532,7 @@ impl Planner<'_> {
                 BaseImageInfo {
                     env: prev.env.clone(),
                     workdir: prev.workdir.clone(),
+                    onbuild: prev.onbuild.clone(),
                 },
             )
         } else {
@@ -549,8 +565,16 @@ impl Planner<'_> {
                 st.shell = shell.clone();
             }
         }
+        // Triggers recorded by the base run first and are not inherited.
+        st.config.onbuild.clear();
+        let mut triggers = Vec::new();
+        for trigger in &info.onbuild {
+            let mut ins = parse_instruction(from.line, trigger, self.escape)?;
+            ins.original = format!("ONBUILD {}", ins.original);
+            triggers.push(ins);
+        }
         let mut steps = Vec::new();
-        for ins in body {
+        for ins in triggers.iter().chain(body.iter().copied()) {
             if let Some(action) = self.step_action(&mut st, ins, index)? {
                 steps.push(Step {
                     line: ins.line,
@@ -623,8 +647,13 @@ impl Planner<'_> {
                     }
                 }
                 env.sort();
+                let argv = if ins.heredocs.is_empty() {
+                    self.argv(st, command)
+                } else {
+                    heredoc_run_argv(&st.shell, command, &ins.heredocs)
+                };
                 StepAction::Run {
-                    argv: self.argv(st, command),
+                    argv,
                     env,
                     workdir: st.workdir.clone(),
                     user: st.user.clone(),
@@ -632,8 +661,8 @@ impl Planner<'_> {
                     mounts,
                 }
             }
-            InstructionKind::Copy(args) => self.copy_action(st, line, args, false, stage_index)?,
-            InstructionKind::Add(args) => self.copy_action(st, line, args, true, stage_index)?,
+            InstructionKind::Copy(args) => self.copy_action(st, ins, args, false, stage_index)?,
+            InstructionKind::Add(args) => self.copy_action(st, ins, args, true, stage_index)?,
             InstructionKind::Env(pairs) => {
                 let mut out = Vec::new();
                 for (k, v) in pairs {
@@ -740,12 +769,42 @@ impl Planner<'_> {
     fn copy_action(
         &mut self,
         st: &StageState,
-        line: usize,
+        ins: &Instruction,
         args: &CopyArgs,
         add: bool,
         stage_index: usize,
     ) -> Result<StepAction, ContainerfileError> {
+        let line = ins.line;
         let keyword = if add { "ADD" } else { "COPY" };
+        // Here-document sources become inline files.
+        let mut inline = Vec::new();
+        let mut raw_sources = Vec::new();
+        for src in &args.sources {
+            let Some(name) = heredoc_source_name(src) else {
+                raw_sources.push(src.clone());
+                continue;
+            };
+            let doc = ins
+                .heredocs
+                .iter()
+                .find(|h| h.name == name)
+                .ok_or_else(|| {
+                    ContainerfileError::syntax(
+                        line,
+                        keyword,
+                        format!("no here-document named {name}"),
+                    )
+                })?;
+            let content = if doc.expand {
+                self.expand_json(st, line, &doc.content)?
+            } else {
+                doc.content.clone()
+            };
+            inline.push(InlineFile {
+                name: doc.name.clone(),
+                content,
+            });
+        }
         let expand_one = |raw: &str| {
             if args.json {
                 self.expand_json(st, line, raw)
@@ -753,13 +812,19 @@ impl Planner<'_> {
                 self.expand(st, line, raw)
             }
         };
-        let sources = args
-            .sources
+        let sources = raw_sources
             .iter()
             .map(|s| expand_one(s))
             .collect::<Result<Vec<_>, _>>()?;
         let dest_raw = expand_one(&args.dest)?;
-        if sources.len() > 1 && !dest_raw.ends_with('/') {
+        if sources.iter().any(|s| is_remote(s)) && !add {
+            return Err(ContainerfileError::syntax(
+                line,
+                keyword,
+                "COPY does not fetch URLs; use ADD",
+            ));
+        }
+        if sources.len() + inline.len() > 1 && !dest_raw.ends_with('/') {
             return Err(ContainerfileError::syntax(
                 line,
                 keyword,
@@ -822,8 +887,61 @@ impl Planner<'_> {
             chmod,
             link: args.link,
             checksum: args.checksum.clone(),
+            inline,
         })
     }
+}
+
+/// Whether an ADD source is a URL to fetch rather than a context path.
+pub fn is_remote(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// `<<EOF`, `<<-EOF`, `<<"EOF"` → `EOF`.
+fn heredoc_source_name(word: &str) -> Option<String> {
+    let rest = word.strip_prefix("<<")?;
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let name = rest.trim_matches(|c| c == '"' || c == '\'');
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// argv of a RUN with here-documents. `RUN <<EOF` alone runs the body as
+/// the script (through its `#!` interpreter, fed on stdin, if it has one);
+/// otherwise the shell gets the line and the bodies, and its own heredoc
+/// support does the rest.
+fn heredoc_run_argv(shell: &[String], command: &CommandForm, docs: &[Heredoc]) -> Vec<String> {
+    let text = match command {
+        CommandForm::Shell(s) => s.clone(),
+        CommandForm::Exec(v) => return v.clone(),
+    };
+    let mut argv = shell.to_vec();
+    let only_doc = docs.len() == 1
+        && heredoc_source_name(text.trim()).as_deref() == Some(docs[0].name.as_str())
+        && !text.trim().contains(char::is_whitespace);
+    if only_doc {
+        let doc = &docs[0];
+        match doc.content.strip_prefix("#!") {
+            Some(rest) => {
+                let interpreter = rest.lines().next().unwrap_or_default().trim();
+                argv.push(format!(
+                    "{interpreter} <<'{name}'\n{}{name}\n",
+                    doc.content,
+                    name = doc.name
+                ));
+            }
+            None => argv.push(doc.content.clone()),
+        }
+        return argv;
+    }
+    let mut script = text;
+    script.push('\n');
+    for doc in docs {
+        script.push_str(&doc.content);
+        script.push_str(&doc.name);
+        script.push('\n');
+    }
+    argv.push(script);
+    argv
 }
 
 /// Resolve `path` against `base` lexically (`..` stops at `/`), keeping a
@@ -996,9 +1114,15 @@ mod tests {
             if image.starts_with("missing") {
                 return Err("not found".into());
             }
+            let onbuild = if image == "with-triggers" {
+                vec!["RUN echo triggered".to_string(), "COPY . /app".to_string()]
+            } else {
+                Vec::new()
+            };
             Ok(BaseImageInfo {
                 env: vec![("PATH".into(), "/usr/bin:/bin".into())],
                 workdir: Some("/base".into()),
+                onbuild,
             })
         })
     }
@@ -1098,7 +1222,8 @@ mod tests {
                 chown: None,
                 chmod: None,
                 link: false,
-                checksum: None
+                checksum: None,
+                inline: vec![]
             }
         );
         match &b.steps[2].action {
@@ -1287,5 +1412,109 @@ mod tests {
             .map(Step::changes_filesystem)
             .collect();
         assert_eq!(flags, [false, true, true, true, false]);
+    }
+
+    #[test]
+    fn heredoc_runs() {
+        let text = "FROM scratch\nRUN <<EOF\necho one\necho two\nEOF\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\nRUN cat <<A > /a && cat <<'B' > /b\n$x\nA\n$y\nB\n";
+        let p = plan_with(text, &[], None);
+        let s = &p.stages[0];
+        assert_eq!(
+            run_argv(&s.steps[0]),
+            ["/bin/sh", "-c", "echo one\necho two\n"]
+        );
+        assert_eq!(
+            run_argv(&s.steps[1]),
+            [
+                "/bin/sh",
+                "-c",
+                "/usr/bin/env python3 <<'EOF'\n#!/usr/bin/env python3\nprint(1)\nEOF\n"
+            ]
+        );
+        assert_eq!(
+            run_argv(&s.steps[2]),
+            [
+                "/bin/sh",
+                "-c",
+                "cat <<A > /a && cat <<'B' > /b\n$x\nA\n$y\nB\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn heredoc_copies() {
+        let text = "FROM scratch\nARG NAME=berth\nCOPY <<conf /etc/app.conf\nname=$NAME\nconf\nCOPY <<\"a\" <<b /d/\nraw $NAME\na\nb=$NAME\nb\n";
+        let p = plan_with(text, &[], None);
+        let s = &p.stages[0];
+        match &s.steps[0].action {
+            StepAction::Copy {
+                sources,
+                inline,
+                dest,
+                ..
+            } => {
+                assert!(sources.is_empty());
+                assert_eq!(dest, "/etc/app.conf");
+                assert_eq!(
+                    inline,
+                    &[InlineFile {
+                        name: "conf".into(),
+                        content: "name=berth\n".into()
+                    }]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &s.steps[1].action {
+            StepAction::Copy { inline, .. } => {
+                assert_eq!(inline[0].content, "raw $NAME\n");
+                assert_eq!(inline[1].content, "b=berth\n");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn base_onbuild_triggers_run_first_and_are_not_inherited() {
+        let p = plan_with("FROM with-triggers\nRUN echo mine\n", &[], None);
+        let s = &p.stages[0];
+        let text: Vec<&str> = s.steps.iter().map(|s| s.instruction.as_str()).collect();
+        assert_eq!(
+            text,
+            [
+                "ONBUILD RUN echo triggered",
+                "ONBUILD COPY . /app",
+                "RUN echo mine"
+            ]
+        );
+        assert!(s.config.onbuild.is_empty());
+        // Triggers recorded in one stage fire in a stage built FROM it.
+        let p = plan_with(
+            "FROM scratch AS a\nONBUILD RUN echo hi\nFROM a\nRUN x\n",
+            &[],
+            None,
+        );
+        assert_eq!(p.stages[0].config.onbuild, ["RUN echo hi"]);
+        assert_eq!(p.stages[1].steps[0].instruction, "ONBUILD RUN echo hi");
+        assert!(p.stages[1].config.onbuild.is_empty());
+    }
+
+    #[test]
+    fn copy_refuses_urls_add_keeps_them() {
+        let err = try_plan("FROM a\nCOPY https://x/y /y\n", &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2: COPY: COPY does not fetch URLs"),
+            "{err}"
+        );
+        let p = plan_with("FROM a\nADD https://x/y.tgz /y\n", &[], None);
+        match &p.stages[0].steps[0].action {
+            StepAction::Copy { sources, add, .. } => {
+                assert!(*add);
+                assert!(is_remote(&sources[0]));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
