@@ -390,6 +390,12 @@ fn push_then_pull_roundtrip_and_skopeo_reads_it() {
         assert_eq!(dst.get(d), src.get(d), "{d}");
     }
 
+    assert_eq!(pulled.config_bytes, src.get(&image.config_digest));
+    let resolved = c.resolve(&reference).unwrap();
+    assert_eq!(resolved.digest, image.manifest_digest);
+    assert_eq!(resolved.media_type, OCI_MANIFEST);
+    assert_eq!(resolved.bytes, image.manifest);
+
     // Pull by digest, and a second pull skips what the store has.
     let by_digest = reference.with_digest(&image.manifest_digest);
     let progress = CountingProgress::default();

@@ -25,6 +25,6 @@ pub use credentials::{CredentialStore, Credentials};
 pub use digest::{VerifyingReader, sha256_digest, validate_digest};
 pub use error::RegistryError;
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, ManifestKind, Platform};
-pub use pull::PulledImage;
+pub use pull::{PulledImage, ResolvedManifest};
 pub use push::PushedImage;
 pub use reference::Reference;

@@ -33,7 +33,18 @@ pub struct PulledImage {
     /// The index / manifest list the manifest was chosen from, if any.
     pub index_digest: Option<String>,
     pub config: Descriptor,
+    /// The image config JSON (also in the sink).
+    pub config_bytes: Vec<u8>,
     pub layers: Vec<Descriptor>,
+}
+
+/// A manifest (or index) as the registry serves it for a reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedManifest {
+    /// Verified sha256 digest of `bytes`.
+    pub digest: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
 }
 
 impl PulledImage {
@@ -239,6 +250,20 @@ impl Client {
         sink.write_blob(digest, bytes.len() as u64, &mut r)
     }
 
+    /// Fetch and verify the manifest or index `reference` names, without
+    /// pulling anything else (`berth pull` up-to-date checks, inspect).
+    pub fn resolve(&self, reference: &Reference) -> Result<ResolvedManifest, RegistryError> {
+        let (bytes, content_type, digest) =
+            self.fetch_manifest(reference, reference.manifest_ref(), None)?;
+        let (_, media_type) =
+            parse_manifest(&bytes, content_type.as_deref(), &reference.to_string())?;
+        Ok(ResolvedManifest {
+            digest,
+            media_type,
+            bytes,
+        })
+    }
+
     /// Pull `reference` into `sink`.
     pub fn pull(
         &self,
@@ -313,6 +338,7 @@ impl Client {
             media_type,
             index_digest,
             config,
+            config_bytes,
             layers,
         })
     }
