@@ -122,8 +122,40 @@ fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// Media types of one image format.
+struct Format {
+    manifest: &'static str,
+    index: &'static str,
+    config: &'static str,
+    layer: &'static str,
+}
+
+const OCI: Format = Format {
+    manifest: OCI_MANIFEST,
+    index: OCI_INDEX,
+    config: OCI_CONFIG,
+    layer: OCI_LAYER_TAR,
+};
+
+const DOCKER: Format = Format {
+    manifest: "application/vnd.docker.distribution.manifest.v2+json",
+    index: "application/vnd.docker.distribution.manifest.list.v2+json",
+    config: "application/vnd.docker.container.image.v1+json",
+    layer: "application/vnd.docker.image.rootfs.diff.tar",
+};
+
 /// Build an OCI image (layers from `files`) into `store`.
 fn build_image(store: &DirStore, arch: &str, layers: &[Vec<(&str, Vec<u8>)>]) -> TestImage {
+    build_image_as(store, &OCI, arch, layers)
+}
+
+/// Build an image in `format` into `store`.
+fn build_image_as(
+    store: &DirStore,
+    format: &Format,
+    arch: &str,
+    layers: &[Vec<(&str, Vec<u8>)>],
+) -> TestImage {
     let mut layer_descs = Vec::new();
     let mut diff_ids = Vec::new();
     let mut layer_digests = Vec::new();
@@ -133,7 +165,7 @@ fn build_image(store: &DirStore, arch: &str, layers: &[Vec<(&str, Vec<u8>)>]) ->
         let d = store.put(&tar);
         diff_ids.push(d.clone());
         layer_descs.push(serde_json::json!({
-            "mediaType": OCI_LAYER_TAR, "digest": d, "size": tar.len()
+            "mediaType": format.layer, "digest": d, "size": tar.len()
         }));
         layer_digests.push(d);
     }
@@ -146,8 +178,8 @@ fn build_image(store: &DirStore, arch: &str, layers: &[Vec<(&str, Vec<u8>)>]) ->
     .unwrap();
     let config_digest = store.put(&config);
     let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "schemaVersion": 2, "mediaType": format.manifest,
+        "config": {"mediaType": format.config, "digest": config_digest, "size": config.len()},
         "layers": layer_descs
     }))
     .unwrap();
@@ -484,31 +516,46 @@ fn pulls_what_skopeo_pushed_oci_and_docker_schema2() {
 
 #[test]
 fn index_push_and_platform_selection() {
+    for (format, repo) in [(&OCI, "multi/oci:1"), (&DOCKER, "multi/docker:1")] {
+        index_roundtrip(format, repo);
+    }
+}
+
+fn index_roundtrip(format: &Format, repo: &str) {
     let reg = Registry::anonymous();
     let src = DirStore::new();
-    let arm = build_image(&src, "arm64", &[vec![("arm", b"arm".to_vec())]]);
-    let amd = build_image(&src, "amd64", &[vec![("amd", b"amd".to_vec())]]);
+    let arm = build_image_as(&src, format, "arm64", &[vec![("arm", b"arm".to_vec())]]);
+    let amd = build_image_as(&src, format, "amd64", &[vec![("amd", b"amd".to_vec())]]);
     let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "schemaVersion": 2, "mediaType": format.index,
         "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": arm.manifest_digest, "size": arm.manifest.len(),
+            {"mediaType": format.manifest, "digest": arm.manifest_digest, "size": arm.manifest.len(),
              "platform": {"architecture": "arm64", "os": "linux"}},
-            {"mediaType": OCI_MANIFEST, "digest": amd.manifest_digest, "size": amd.manifest.len(),
+            {"mediaType": format.manifest, "digest": amd.manifest_digest, "size": amd.manifest.len(),
              "platform": {"architecture": "amd64", "os": "linux"}}
         ]
     }))
     .unwrap();
     let index_digest = src.put(&index);
-    let reference = reg.reference("multi/arch:1");
+    let reference = reg.reference(repo);
     let c = client();
     let pushed = c.push(&reference, &index, &src, &NoProgress).unwrap();
     assert_eq!(pushed.manifest_digest, index_digest);
-    assert_eq!(pushed.media_type, OCI_INDEX);
+    assert_eq!(pushed.media_type, format.index);
 
     let dst = DirStore::new();
     let pulled = c.pull(&reference, &dst, &NoProgress).unwrap();
     assert_eq!(pulled.index_digest.as_deref(), Some(index_digest.as_str()));
     assert_eq!(pulled.manifest_digest, amd.manifest_digest);
+    assert_eq!(pulled.media_type, format.manifest);
+    // skopeo reads back exactly the bytes berth pushed.
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]);
+    assert_eq!(raw.as_bytes(), index.as_slice());
     assert_eq!(pulled.layers[0].digest, amd.layer_digests[0]);
     assert!(
         !dst.has(&arm.layer_digests[0]),

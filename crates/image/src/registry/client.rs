@@ -39,6 +39,9 @@ pub struct ClientOptions {
     pub variant: Option<String>,
     /// Connect timeout (per request).
     pub connect_timeout: Duration,
+    /// How long to wait for a response's status line and headers (a stalled
+    /// registry fails instead of hanging; bodies may take longer).
+    pub response_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -52,6 +55,7 @@ impl Default for ClientOptions {
             architecture: "amd64".into(),
             variant: None,
             connect_timeout: Duration::from_secs(15),
+            response_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -183,14 +187,15 @@ pub struct Client {
     hosts: Mutex<HashMap<String, HostState>>,
 }
 
-fn agent(verify: bool, connect_timeout: Duration) -> Agent {
+fn agent(verify: bool, options: &ClientOptions) -> Agent {
     let tls = ureq::tls::TlsConfig::builder()
         .disable_verification(!verify)
         .build();
     Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls)
-        .timeout_connect(Some(connect_timeout))
+        .timeout_connect(Some(options.connect_timeout))
+        .timeout_recv_response(Some(options.response_timeout))
         .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
@@ -223,8 +228,8 @@ impl Client {
     pub fn new(options: ClientOptions) -> Self {
         let store = options.credentials_path.clone().map(CredentialStore::new);
         Self {
-            verifying: agent(true, options.connect_timeout),
-            insecure: agent(false, options.connect_timeout),
+            verifying: agent(true, &options),
+            insecure: agent(false, &options),
             options,
             store,
             explicit: Mutex::new(HashMap::new()),

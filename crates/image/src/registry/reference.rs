@@ -192,6 +192,29 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// The short form Docker prints: `busybox:latest`, `user/app:1`,
+    /// `localhost:5000/app@sha256:…`.
+    pub fn familiar(&self) -> String {
+        let name = match self.registry.as_str() {
+            DOCKER_HUB => self
+                .repository
+                .strip_prefix("library/")
+                .unwrap_or(&self.repository)
+                .to_string(),
+            _ => self.name(),
+        };
+        let mut out = name;
+        if let Some(t) = &self.tag {
+            out.push(':');
+            out.push_str(t);
+        }
+        if let Some(d) = &self.digest {
+            out.push('@');
+            out.push_str(d);
+        }
+        out
+    }
+
     /// `registry/repository:tag` or `registry/repository@digest` for a
     /// manifest reference string.
     pub fn with_ref(&self, manifest_ref: &str) -> String {
@@ -340,6 +363,22 @@ mod tests {
         assert_eq!(r.to_string(), format!("localhost:5000/x:1@{D}"));
         assert_eq!(r.manifest_ref(), D);
         assert_eq!(r.api_host(), "localhost:5000");
+    }
+
+    #[test]
+    fn familiar_names() {
+        let cases: &[(&str, &str)] = &[
+            ("busybox", "busybox:latest"),
+            ("docker.io/library/alpine:3", "alpine:3"),
+            ("user/app:1", "user/app:1"),
+            ("localhost:5000/app:x", "localhost:5000/app:x"),
+            ("quay.io/a/b", "quay.io/a/b:latest"),
+        ];
+        for (input, want) in cases {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!(r.familiar(), *want, "{input}");
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{input}");
+        }
     }
 
     #[test]
