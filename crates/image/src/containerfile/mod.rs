@@ -8,6 +8,7 @@
 
 pub mod ast;
 pub mod cache;
+pub mod config;
 pub mod context;
 pub mod error;
 pub mod expand;
@@ -19,6 +20,7 @@ pub use ast::{
     CommandForm, Containerfile, CopyArgs, Healthcheck, Heredoc, Instruction, InstructionKind,
 };
 pub use cache::{CacheKey, chain_cache_keys, step_cache_key};
+pub use config::container_config;
 pub use context::{
     ArchiveKind, BuildContext, InputEntry, InputKind, ResolvedSource, detect_archive, digest_inputs,
 };

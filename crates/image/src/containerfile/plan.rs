@@ -664,13 +664,15 @@ impl Planner<'_> {
             InstructionKind::Copy(args) => self.copy_action(st, ins, args, false, stage_index)?,
             InstructionKind::Add(args) => self.copy_action(st, ins, args, true, stage_index)?,
             InstructionKind::Env(pairs) => {
+                // Every pair is expanded against the environment as it was
+                // before this instruction (`ENV abc=bye def=$abc` gives def
+                // the old abc, as Docker documents).
                 let mut out = Vec::new();
                 for (k, v) in pairs {
-                    let key = self.expand(st, line, k)?;
-                    let value = self.expand(st, line, v)?;
-                    // Later pairs on the same line see earlier ones.
-                    st.set_env(key.clone(), value.clone());
-                    out.push((key, value));
+                    out.push((self.expand(st, line, k)?, self.expand(st, line, v)?));
+                }
+                for (k, v) in &out {
+                    st.set_env(k.clone(), v.clone());
                 }
                 StepAction::Config(ImageConfigDelta::Env(out))
             }
@@ -1516,5 +1518,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn env_pairs_see_the_environment_before_the_instruction() {
+        // The example from the Dockerfile reference.
+        let text = "FROM scratch\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\n";
+        let env = plan_with(text, &[], None).stages[0].config.env.clone();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("abc"), Some("bye"));
+        assert_eq!(get("def"), Some("hello"));
+        assert_eq!(get("ghi"), Some("bye"));
     }
 }
