@@ -1162,3 +1162,71 @@ fn bearer_token_auth_with_token_server() {
     let info = skopeo_inspect(&reference.to_string(), &["--creds", "alice:s3cret"]);
     assert_eq!(info["Digest"], image.manifest_digest);
 }
+
+// ------------------------------------------------------------------ TLS
+
+#[test]
+fn self_signed_tls_registry_needs_tls_verify_false() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("tls.key");
+    let cert = dir.path().join("tls.crt");
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        None,
+    );
+    let reg = Registry::start_in(
+        dir,
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let src = DirStore::new();
+    let image = simple_image(&src, "tls");
+    let reference = reg.reference("secure/app:1");
+
+    // Verification on: the unknown issuer is reported, and plain HTTP to a
+    // TLS port is not mistaken for a registry.
+    let e = client()
+        .push(&reference, &image.manifest, &src, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("https://127.0.0.1:"), "{e}");
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+        "{e}"
+    );
+    assert!(e.contains("HTTP 400"), "{e}");
+    assert!(e.contains("--tls-verify=false"), "{e}");
+
+    let insecure = Client::new(ClientOptions {
+        tls_verify: false,
+        ..Default::default()
+    });
+    let pushed = insecure
+        .push(&reference, &image.manifest, &src, &NoProgress)
+        .unwrap();
+    assert_eq!(pushed.manifest_digest, image.manifest_digest);
+    let dst = DirStore::new();
+    let pulled = insecure.pull(&reference, &dst, &NoProgress).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest_digest);
+    let info = skopeo_inspect(&reference.to_string(), &[]);
+    assert_eq!(info["Digest"], image.manifest_digest);
+}

@@ -95,6 +95,12 @@ pub fn transports_for(host: &str, tls_verify: bool) -> Vec<Transport> {
     }
 }
 
+/// Whether a `GET /v2/` status shows a registry speaking the distribution
+/// API: 200, or 401 (auth needed).
+pub fn is_registry_answer(status: u16) -> bool {
+    matches!(status, 200 | 401)
+}
+
 /// The error for a registry none of whose transports answered: for a
 /// remote host with TLS verification on, say that plain HTTP was not tried.
 pub fn unreachable_error(
@@ -109,10 +115,16 @@ pub fn unreachable_error(
             message: failures.join("; "),
         }
     } else {
+        let mut message = failures.join("; ");
+        if tls_verify && message.contains("certificate") {
+            message.push_str(
+                " (for a registry with a self-signed certificate use --tls-verify=false)",
+            );
+        }
         RegistryError::Transport {
             context: format!("reaching registry {registry}"),
             url: format!("{host}/v2/"),
-            message: failures.join("; "),
+            message,
         }
     }
 }
@@ -286,6 +298,12 @@ impl Client {
             };
             let url = format!("{base}/v2/");
             match agent.get(&url).call() {
+                // Only a registry's answer counts: a plain-HTTP request to a
+                // TLS port, say, gets a 400 and must not pick that transport.
+                Ok(mut resp) if !is_registry_answer(resp.status().as_u16()) => {
+                    let status = resp.status().as_u16();
+                    failures.push(format!("{url}: HTTP {status}: {}", error_body(&mut resp)));
+                }
                 Ok(resp) => {
                     let challenge = if resp.status().as_u16() == 401 {
                         header_str(&resp, "www-authenticate")
@@ -638,6 +656,19 @@ mod tests {
     }
 
     #[test]
+    fn registry_answers() {
+        for (status, want) in [
+            (200, true),
+            (401, true),
+            (400, false),
+            (404, false),
+            (502, false),
+        ] {
+            assert_eq!(is_registry_answer(status), want, "{status}");
+        }
+    }
+
+    #[test]
     fn transport_table() {
         use Transport::*;
         let cases: Vec<(&str, bool, Vec<Transport>)> = vec![
@@ -664,5 +695,13 @@ mod tests {
         assert!(e.starts_with("reaching registry quay.io"), "{e}");
         let e = unreachable_error("localhost:1", "localhost:1", true, &failures).to_string();
         assert!(e.starts_with("reaching registry localhost:1"), "{e}");
+        assert!(!e.contains("--tls-verify"), "{e}");
+        let cert =
+            vec!["https://localhost:1/v2/: invalid peer certificate: UnknownIssuer".to_string()];
+        let e = unreachable_error("localhost:1", "localhost:1", true, &cert).to_string();
+        assert!(
+            e.contains("self-signed certificate use --tls-verify=false"),
+            "{e}"
+        );
     }
 }
