@@ -370,13 +370,12 @@ impl Client {
                 if let (Some(token), false) = (cached, refresh) {
                     return Ok(Some(format!("Bearer {token}")));
                 }
-                let mut all: Vec<String> = scopes.to_vec();
-                if let Some(s) = scope
-                    && !all.contains(&s)
-                    && all.is_empty()
-                {
-                    all.push(s);
-                }
+                // Ask for the scopes this request needs; the challenge's own
+                // scope only when the caller named none.
+                let all: Vec<String> = match (scopes.is_empty(), scope) {
+                    (true, Some(s)) => vec![s],
+                    _ => scopes.to_vec(),
+                };
                 let token = self.fetch_token(
                     registry,
                     &endpoint,
