@@ -31,6 +31,8 @@
 //!   they become visible; a failed unpack removes its snapshot; stray blobs
 //!   are garbage for the next [`ImageStore::gc`].
 
+pub mod containerfile;
+pub mod registry;
 pub mod archive;
 pub mod changes;
 pub mod content;
