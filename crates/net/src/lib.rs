@@ -9,13 +9,26 @@
 //! in a table of berth's own; names resolve through a small per-network
 //! DNS server.
 
+pub mod dns;
 pub mod error;
+pub mod files;
+pub mod firewall;
 pub mod ipam;
+pub mod manager;
 pub mod mode;
+pub mod netlink;
 pub mod ports;
+pub mod sandbox;
 pub mod state;
+pub mod sysctl;
 
+pub use dns::Launcher;
 pub use error::{NetError, Result};
 pub use ipam::Subnet;
+pub use manager::{
+    AttachOptions, Config, ContainerFiles, Endpoint, NetworkInfo, NetworkManager, NetworkSpec,
+    ReconcileReport,
+};
 pub use mode::NetworkMode;
 pub use ports::{PortMapping, PortSpec, Proto};
+pub use state::{EndpointRecord, NetworkRecord};

@@ -1,0 +1,703 @@
+//! Real networking: bridges, veths, sandboxes, nftables, traffic between
+//! the test's own namespaces and the host's loopback/bridges. Root only.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use berth_net::{AttachOptions, NetError, NetworkSpec, PortSpec};
+use common::*;
+
+fn spec(name: &str) -> NetworkSpec {
+    NetworkSpec {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn default_network_containers_talk_by_ip() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    let a = h.sandbox("ctr-a");
+    let b = h.sandbox("ctr-b");
+    let ea = h
+        .mgr
+        .attach("ctr-a", &a, "bridge", &AttachOptions::default())
+        .unwrap();
+    let eb = h
+        .mgr
+        .attach("ctr-b", &b, "bridge", &AttachOptions::default())
+        .unwrap();
+    h.host_ifaces
+        .extend([ea.host_iface.clone(), eb.host_iface.clone()]);
+    let net = h.mgr.inspect("bridge").unwrap();
+    assert!(net.network.predefined);
+    assert!(h.pool.contains_subnet(&net.network.subnet));
+    assert_eq!(net.network.bridge, format!("{}0", h.config.bridge_prefix));
+    assert_eq!(ea.gateway, Some(net.network.gateway));
+    assert_eq!(ea.iface, "eth0");
+    assert_ne!(ea.ip, eb.ip);
+
+    // The sandbox sees its address, lo up and the default route.
+    let out = ns_cmd(&a, &["ip", "-4", "-o", "addr"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("eth0    inet {}/24", ea.ip))
+            || text.contains(&format!("inet {}/24", ea.ip)),
+        "{text}"
+    );
+    assert!(
+        text.contains("lo    inet 127.0.0.1/8") || text.contains("inet 127.0.0.1/8"),
+        "{text}"
+    );
+    let routes = String::from_utf8_lossy(&ns_cmd(&a, &["ip", "route"]).stdout).into_owned();
+    assert!(
+        routes.contains(&format!("default via {} dev eth0", net.network.gateway)),
+        "{routes}"
+    );
+    let link = String::from_utf8_lossy(&ns_cmd(&a, &["ip", "-o", "link", "show", "eth0"]).stdout)
+        .into_owned();
+    assert!(
+        link.contains(&ea.mac) && link.contains("mtu 1500"),
+        "{link}"
+    );
+
+    tcp_server(&b, 8080, "hello from b");
+    udp_server(&b, 5353, "b");
+    assert_eq!(tcp_get(Some(&a), sa(eb.ip, 8080)).unwrap(), "hello from b");
+    assert_eq!(
+        udp_ask(Some(&a), sa(eb.ip, 5353), "ping").unwrap(),
+        "b:ping"
+    );
+    // Host → container over the bridge.
+    assert_eq!(tcp_get(None, sa(eb.ip, 8080)).unwrap(), "hello from b");
+    // busybox too (a real client binary inside the sandbox).
+    let out = ns_cmd(
+        &a,
+        &["busybox", "nc", "-w", "3", &eb.ip.to_string(), "8080"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from b");
+
+    h.mgr.release_all("ctr-a").unwrap();
+    h.mgr.release_all("ctr-b").unwrap();
+    assert!(h.mgr.db().allocations("bridge").unwrap().is_empty());
+    h.finish();
+}
+
+#[test]
+fn published_ports_loopback_bridge_hairpin_udp() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    let net = h
+        .mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(3)),
+            ..spec("web")
+        })
+        .unwrap();
+    let s = h.sandbox("srv");
+    let c = h.sandbox("cli");
+    let (tport, uport, lport) = (free_port(), free_port(), free_port());
+    let opts = AttachOptions {
+        ports: vec![
+            format!("{tport}:80").parse().unwrap(),
+            format!("{uport}:53/udp").parse().unwrap(),
+            format!("127.0.0.1:{lport}:80").parse().unwrap(),
+            "8080".parse().unwrap(),
+        ],
+        ..Default::default()
+    };
+    let es = h.mgr.attach("srv", &s, "web", &opts).unwrap();
+    let ec = h
+        .mgr
+        .attach("cli", &c, "web", &AttachOptions::default())
+        .unwrap();
+    h.host_ifaces
+        .extend([es.host_iface.clone(), ec.host_iface.clone()]);
+    assert_eq!(es.ports.len(), 4);
+    let random = es.ports[3].host_port;
+    assert!(random > 0 && es.ports[3].container_port == 8080);
+    tcp_server(&s, 80, "srv80");
+    tcp_server(&s, 8080, "srv8080");
+    udp_server(&s, 53, "srv53");
+
+    let lo = Ipv4Addr::LOCALHOST;
+    assert_eq!(
+        tcp_get(None, sa(lo, tport)).unwrap(),
+        "srv80",
+        "host → 127.0.0.1"
+    );
+    assert_eq!(
+        tcp_get(None, sa(net.gateway, tport)).unwrap(),
+        "srv80",
+        "host → bridge address"
+    );
+    assert_eq!(
+        tcp_get(None, sa(lo, lport)).unwrap(),
+        "srv80",
+        "127.0.0.1-only mapping"
+    );
+    assert_eq!(
+        tcp_get(None, sa(lo, random)).unwrap(),
+        "srv8080",
+        "random host port"
+    );
+    assert_eq!(
+        udp_ask(None, sa(lo, uport), "q").unwrap(),
+        "srv53:q",
+        "udp on 127.0.0.1"
+    );
+    assert_eq!(
+        tcp_get(Some(&c), sa(net.gateway, tport)).unwrap(),
+        "srv80",
+        "other container → published port"
+    );
+    assert_eq!(
+        tcp_get(Some(&s), sa(net.gateway, tport)).unwrap(),
+        "srv80",
+        "hairpin: container → its own published port"
+    );
+    assert_eq!(
+        udp_ask(Some(&s), sa(net.gateway, uport), "h").unwrap(),
+        "srv53:h",
+        "udp hairpin"
+    );
+    // The 127.0.0.1 mapping does not answer on the bridge address.
+    assert!(tcp_get(None, sa(net.gateway, lport)).is_err());
+
+    // Removing the container removes exactly its elements.
+    let table = h.mgr.firewall().list().unwrap().unwrap();
+    assert!(
+        table.contains(&format!("tcp . {tport} : {} . 80", es.ip)),
+        "{table}"
+    );
+    h.mgr.release_all("srv").unwrap();
+    let table = h.mgr.firewall().list().unwrap().unwrap();
+    assert!(!table.contains(&es.ip.to_string()), "{table}");
+    assert!(
+        table.contains(&format!("\"{}\"", net.bridge)),
+        "network elements stay: {table}"
+    );
+    assert!(tcp_get(None, sa(lo, tport)).is_err());
+    h.mgr.release_all("cli").unwrap();
+    h.mgr.remove("web").unwrap();
+    h.finish();
+}
+
+#[test]
+fn networks_are_isolated_and_internal_has_no_way_out() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    h.mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("one")
+        })
+        .unwrap();
+    h.mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(2)),
+            ..spec("two")
+        })
+        .unwrap();
+    let inet = h
+        .mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(4)),
+            internal: true,
+            ..spec("priv")
+        })
+        .unwrap();
+    let (a, b, p, q) = (
+        h.sandbox("a"),
+        h.sandbox("b"),
+        h.sandbox("p"),
+        h.sandbox("q"),
+    );
+    let ea = h
+        .mgr
+        .attach("a", &a, "one", &AttachOptions::default())
+        .unwrap();
+    let eb = h
+        .mgr
+        .attach("b", &b, "two", &AttachOptions::default())
+        .unwrap();
+    let ep = h
+        .mgr
+        .attach("p", &p, "priv", &AttachOptions::default())
+        .unwrap();
+    let eq = h
+        .mgr
+        .attach("q", &q, "priv", &AttachOptions::default())
+        .unwrap();
+    h.host_ifaces
+        .extend([ea.host_iface, eb.host_iface, ep.host_iface, eq.host_iface]);
+    for (ns, tag) in [(&a, "a"), (&b, "b"), (&p, "p"), (&q, "q")] {
+        tcp_server(ns, 7000, tag);
+    }
+    // Each server answers the host, so the failures below are the firewall's doing.
+    assert_eq!(tcp_get(None, sa(eb.ip, 7000)).unwrap(), "b");
+    assert!(
+        tcp_get(Some(&a), sa(eb.ip, 7000)).is_err(),
+        "one → two must be blocked"
+    );
+    assert!(
+        tcp_get(Some(&b), sa(ea.ip, 7000)).is_err(),
+        "two → one must be blocked"
+    );
+
+    // Internal: no default route, no way to other networks, but peers on it talk.
+    assert_eq!(ep.gateway, None);
+    let routes = String::from_utf8_lossy(&ns_cmd(&p, &["ip", "route"]).stdout).into_owned();
+    assert!(!routes.contains("default"), "{routes}");
+    assert_eq!(tcp_get(Some(&p), sa(eq.ip, 7000)).unwrap(), "q");
+    let err = tcp_get(Some(&p), sa(ea.ip, 7000)).unwrap_err();
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(
+        tcp_get(Some(&a), sa(ep.ip, 7000)).is_err(),
+        "nothing gets into an internal network"
+    );
+    let table = h.mgr.firewall().list().unwrap().unwrap();
+    assert!(!table.contains(&format!(
+        "nat_subnets {{\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = {{ {}",
+        inet.subnet
+    )));
+    for c in ["a", "b", "p", "q"] {
+        h.mgr.release_all(c).unwrap();
+    }
+    h.finish();
+}
+
+#[test]
+fn connect_and_disconnect_a_second_network() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    h.mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("front")
+        })
+        .unwrap();
+    h.mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(2)),
+            ..spec("back")
+        })
+        .unwrap();
+    let (x, y) = (h.sandbox("x"), h.sandbox("y"));
+    let ex = h
+        .mgr
+        .attach("x", &x, "front", &AttachOptions::default())
+        .unwrap();
+    let ey = h
+        .mgr
+        .attach("y", &y, "back", &AttachOptions::default())
+        .unwrap();
+    h.host_ifaces
+        .extend([ex.host_iface.clone(), ey.host_iface.clone()]);
+    tcp_server(&y, 9000, "y");
+    assert!(tcp_get(Some(&x), sa(ey.ip, 9000)).is_err());
+
+    let static_ip: Ipv4Addr = format!("{}", Ipv4Addr::from(u32::from(h.subnet(2).addr()) + 77))
+        .parse()
+        .unwrap();
+    let ex2 = h
+        .mgr
+        .attach(
+            "x",
+            &x,
+            "back",
+            &AttachOptions {
+                ip: Some(static_ip),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    h.host_ifaces.push(ex2.host_iface.clone());
+    assert_eq!(
+        (ex2.iface.as_str(), ex2.ip, ex2.gateway),
+        ("eth1", static_ip, None),
+        "second network: eth1, no default route"
+    );
+    assert_eq!(tcp_get(Some(&x), sa(ey.ip, 9000)).unwrap(), "y");
+    assert!(matches!(
+        h.mgr.attach("x", &x, "back", &AttachOptions::default()),
+        Err(NetError::AlreadyConnected { .. })
+    ));
+    assert_eq!(h.mgr.endpoints("x").unwrap().len(), 2);
+
+    h.mgr.detach("x", "back").unwrap();
+    let links = String::from_utf8_lossy(&ns_cmd(&x, &["ip", "-o", "link"]).stdout).into_owned();
+    assert!(!links.contains("eth1"), "{links}");
+    assert!(tcp_get(Some(&x), sa(ey.ip, 9000)).is_err());
+    assert!(
+        h.mgr
+            .db()
+            .allocations("back")
+            .unwrap()
+            .iter()
+            .all(|(ip, _)| *ip != static_ip)
+    );
+    assert!(matches!(
+        h.mgr.detach("x", "back"),
+        Err(NetError::NotConnected { .. })
+    ));
+    // Network in use cannot go; once free it can.
+    assert!(matches!(
+        h.mgr.remove("front"),
+        Err(NetError::NetworkInUse { .. })
+    ));
+    h.mgr.release_all("x").unwrap();
+    h.mgr.release_all("y").unwrap();
+    let mut pruned = h.mgr.prune().unwrap();
+    pruned.sort();
+    assert_eq!(pruned, ["back", "front"]);
+    h.finish();
+}
+
+#[test]
+fn twenty_sandboxes_in_parallel_get_unique_addresses() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    h.mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(5)),
+            ..spec("many")
+        })
+        .unwrap();
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let mut mgr = h.another();
+            std::thread::spawn(move || {
+                let id = format!("par{i}");
+                let ns = mgr.create_sandbox(&id).unwrap();
+                let ep = mgr
+                    .attach(&id, &ns, "many", &AttachOptions::default())
+                    .unwrap();
+                (ns, ep)
+            })
+        })
+        .collect();
+    let eps: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    h.host_ifaces
+        .extend(eps.iter().map(|(_, e)| e.host_iface.clone()));
+    let ips: BTreeSet<Ipv4Addr> = eps.iter().map(|(_, e)| e.ip).collect();
+    assert_eq!(ips.len(), 20, "{ips:?}");
+    assert_eq!(h.mgr.db().allocations("many").unwrap().len(), 20);
+    // Every one is really configured: the first reaches the last.
+    tcp_server(&eps[19].0, 6000, "last");
+    assert_eq!(
+        tcp_get(Some(&eps[0].0), sa(eps[19].1.ip, 6000)).unwrap(),
+        "last"
+    );
+    // Tear down in parallel too.
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let mut mgr = h.another();
+            std::thread::spawn(move || mgr.release_all(&format!("par{i}")).unwrap())
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    h.finish();
+}
+
+#[test]
+fn bad_input_is_refused_with_nothing_half_configured() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    h.mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("ok")
+        })
+        .unwrap();
+    let err = h
+        .mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("dup")
+        })
+        .unwrap_err();
+    assert!(matches!(err, NetError::SubnetOverlap { .. }), "{err}");
+    let err = h
+        .mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(2)),
+            gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            ..spec("gw")
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::GatewayOutsideSubnet { .. }),
+        "{err}"
+    );
+    let err = h
+        .mgr
+        .create_network(&NetworkSpec {
+            subnet: Some("192.0.2.0/25".parse().unwrap()),
+            ..spec("hostroute")
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("host route"), "{err}");
+    assert!(matches!(
+        h.mgr.create_network(&spec("ok")),
+        Err(NetError::NetworkExists(_))
+    ));
+    assert!(matches!(
+        h.mgr.create_network(&spec("host")),
+        Err(NetError::InvalidName { .. })
+    ));
+    assert_eq!(
+        h.mgr.list().unwrap().len(),
+        1,
+        "failed creates left no network"
+    );
+
+    let ns = h.sandbox("c");
+    assert!(matches!(
+        h.mgr.attach("c", &ns, "nosuch", &AttachOptions::default()),
+        Err(NetError::NetworkNotFound(_))
+    ));
+    assert!("80:80:80:80".parse::<PortSpec>().is_err());
+    // A host port some process holds.
+    let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let held = holder.local_addr().unwrap().port();
+    let err = h
+        .mgr
+        .attach(
+            "c",
+            &ns,
+            "ok",
+            &AttachOptions {
+                ports: vec![format!("{held}:80").parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, NetError::HostPortInUse { .. }), "{err}");
+    // A port another container published.
+    let d = h.sandbox("d");
+    let p = free_port();
+    let ed = h
+        .mgr
+        .attach(
+            "d",
+            &d,
+            "ok",
+            &AttachOptions {
+                ports: vec![format!("{p}:80").parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    h.host_ifaces.push(ed.host_iface);
+    let err = h
+        .mgr
+        .attach(
+            "c",
+            &ns,
+            "ok",
+            &AttachOptions {
+                ports: vec![format!("{p}:81").parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("published by container d"),
+        "{err}"
+    );
+    // A static address outside the subnet.
+    let err = h
+        .mgr
+        .attach(
+            "c",
+            &ns,
+            "ok",
+            &AttachOptions {
+                ip: Some(Ipv4Addr::new(10, 1, 1, 1)),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, NetError::AddressUnavailable { .. }), "{err}");
+    // Nothing of "c" anywhere.
+    assert!(h.mgr.db().endpoints_of("c").unwrap().is_empty());
+    assert_eq!(h.mgr.db().allocations("ok").unwrap().len(), 1);
+    let links = String::from_utf8_lossy(&ns_cmd(&ns, &["ip", "-o", "link"]).stdout).into_owned();
+    assert!(!links.contains("eth0"), "{links}");
+    h.mgr.release_all("d").unwrap();
+    h.mgr.release_all("c").unwrap();
+    h.finish();
+}
+
+#[test]
+fn failure_in_the_middle_of_attach_rolls_back() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    h.mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("rb")
+        })
+        .unwrap();
+    // The database reservation succeeds, the veth cannot go into a sandbox that does not exist.
+    let missing = h.run_dir().join("netns").join("ghost");
+    let p = free_port();
+    let err = h
+        .mgr
+        .attach(
+            "ghost",
+            &missing,
+            "rb",
+            &AttachOptions {
+                ports: vec![format!("{p}:80").parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("open sandbox"), "{err}");
+    assert!(
+        h.mgr.db().allocations("rb").unwrap().is_empty(),
+        "address freed"
+    );
+    assert!(h.mgr.db().published().unwrap().is_empty(), "port freed");
+    let iface = berth_net::state::host_iface_name("ghost", "rb");
+    assert!(
+        berth_net::netlink::Netlink::open()
+            .unwrap()
+            .link_index(&iface)
+            .unwrap()
+            .is_none()
+    );
+    // The same port is immediately usable by someone else.
+    let ns = h.sandbox("real");
+    let e = h
+        .mgr
+        .attach(
+            "real",
+            &ns,
+            "rb",
+            &AttachOptions {
+                ports: vec![format!("{p}:80").parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    h.host_ifaces.extend([iface, e.host_iface]);
+    h.mgr.release_all("real").unwrap();
+    h.finish();
+}
+
+#[test]
+fn reconcile_after_a_crash_frees_everything_of_dead_containers() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    let net = h
+        .mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("crash")
+        })
+        .unwrap();
+    let (live, dead) = (h.sandbox("live"), h.sandbox("dead"));
+    let el = h
+        .mgr
+        .attach("live", &live, "crash", &AttachOptions::default())
+        .unwrap();
+    let p = free_port();
+    let ed = h
+        .mgr
+        .attach(
+            "dead",
+            &dead,
+            "crash",
+            &AttachOptions {
+                ports: vec![format!("{p}:80").parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // An engine killed with -9 in the middle of an attach: rows reserved, nothing else.
+    let mut db = berth_net::state::Db::open(&h.db_path()).unwrap();
+    db.reserve_endpoint(&berth_net::state::EndpointRequest {
+        container_id: "half".into(),
+        network: "crash".into(),
+        sandbox: h.run_dir().join("netns/half"),
+        ..Default::default()
+    })
+    .unwrap();
+    // ... and a veth on our bridge that no row knows (killed after creating it, before recording).
+    let mut nl = berth_net::netlink::Netlink::open().unwrap();
+    let stray = "vbdeadbeef001";
+    let out = std::process::Command::new("ip")
+        .args([
+            "link",
+            "add",
+            stray,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vbdeadbeef002",
+        ])
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let br = nl.link_index(&net.bridge).unwrap().unwrap();
+    let si = nl.link_index(stray).unwrap().unwrap();
+    nl.set_master(si, br).unwrap();
+    // An orphan sandbox file from a container that is gone.
+    h.sandbox("orphan");
+    h.host_ifaces.extend([
+        el.host_iface.clone(),
+        ed.host_iface.clone(),
+        stray.to_string(),
+    ]);
+    // Wipe the table as a reboot would, to see it rebuilt.
+    h.mgr.firewall().delete_table().unwrap();
+
+    let mut fresh = h.another();
+    let report = fresh.reconcile(&["live"]);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let mut released: Vec<_> = report.endpoints.iter().map(|(c, _)| c.as_str()).collect();
+    released.sort();
+    assert_eq!(released, ["dead", "half"]);
+    assert_eq!(report.sandboxes, ["dead", "orphan"]);
+    assert_eq!(report.orphan_links, [stray]);
+    assert_eq!(
+        h.mgr.db().allocations("crash").unwrap(),
+        [(el.ip, "live".to_string())]
+    );
+    assert!(nl.link_index(&ed.host_iface).unwrap().is_none());
+    let table = h.mgr.firewall().list().unwrap().expect("table rebuilt");
+    assert!(
+        table.contains(&format!("\"{}\"", net.bridge)) && !table.contains(&format!(". {p} :")),
+        "{table}"
+    );
+    // The live container still works.
+    tcp_server(&live, 7100, "alive");
+    assert_eq!(tcp_get(None, sa(el.ip, 7100)).unwrap(), "alive");
+    h.mgr.release_all("live").unwrap();
+    h.finish();
+}
