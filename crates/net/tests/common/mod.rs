@@ -25,6 +25,22 @@ pub fn skip() -> bool {
     false
 }
 
+/// A /20 of 10.199.0.0/16 for harness `n` of process `pid`, skipping any
+/// that a route on the host (another test run, anything else) overlaps.
+fn test_pool(n: u32, pid: u32) -> Subnet {
+    let routes = berth_net::ipam::host_routes().unwrap();
+    (0..16u32)
+        .map(|k| ((pid + n * 5 + k) % 16) as u8)
+        .map(|k| Subnet::new(Ipv4Addr::new(10, 199, k * 16, 0), 20).unwrap())
+        .find(|p| {
+            !routes.iter().any(|(_, r)| r.overlaps(p)) && !CLAIMED.lock().unwrap().contains(p)
+        })
+        .inspect(|p| CLAIMED.lock().unwrap().push(*p))
+        .expect("a free /20 in 10.199.0.0/16 for the test")
+}
+
+static CLAIMED: std::sync::Mutex<Vec<Subnet>> = std::sync::Mutex::new(Vec::new());
+
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub config: Config,
