@@ -433,12 +433,16 @@ impl NetworkManager {
     }
 
     fn setup_endpoint(&mut self, net: &NetworkRecord, rec: &EndpointRecord) -> Result<Endpoint> {
-        self.bring_up(net)?;
         let ns = File::open(&rec.sandbox).map_err(crate::error::io_err(format!(
             "open sandbox {}",
             rec.sandbox.display()
         )))?;
         let mut nl = Netlink::open()?;
+        // The bridge goes away only with its network or a reboot; bring the
+        // network back up (bridge, sysctls, nft elements) only then.
+        if nl.link_index(&net.bridge)?.is_none() {
+            self.bring_up(net)?;
+        }
         let mac = ipam::mac_for(rec.ip);
         let host = nl.create_veth(
             &rec.host_iface,

@@ -701,3 +701,119 @@ fn reconcile_after_a_crash_frees_everything_of_dead_containers() {
     h.mgr.release_all("live").unwrap();
     h.finish();
 }
+
+/// The "engine" for the SIGKILL test: attaches a container, says so, and
+/// waits to be killed. Does nothing unless started by that test.
+#[test]
+#[ignore = "helper process of engine_killed_with_sigkill_is_reconciled"]
+fn sigkill_helper() {
+    let Ok(dir) = std::env::var("BERTH_NET_KILL_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let var = |k: &str| std::env::var(k).unwrap();
+    let config = berth_net::Config {
+        bridge_prefix: var("BERTH_NET_KILL_PREFIX"),
+        nft_table: var("BERTH_NET_KILL_TABLE"),
+        default_subnet_pool: var("BERTH_NET_KILL_POOL").parse().unwrap(),
+        ..Default::default()
+    };
+    let mut mgr =
+        berth_net::NetworkManager::open(&dir.join("berth.db"), &dir.join("run"), config).unwrap();
+    let ns = mgr.create_sandbox("victim").unwrap();
+    let port = var("BERTH_NET_KILL_PORT");
+    mgr.attach(
+        "victim",
+        &ns,
+        "killnet",
+        &AttachOptions {
+            ports: vec![format!("{port}:80").parse().unwrap()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    std::fs::write(dir.join("ready"), "").unwrap();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn engine_killed_with_sigkill_is_reconciled() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    h.mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("killnet")
+        })
+        .unwrap();
+    let port = free_port();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "sigkill_helper",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BERTH_NET_KILL_DIR", h.dir.path())
+        .env("BERTH_NET_KILL_PREFIX", &h.config.bridge_prefix)
+        .env("BERTH_NET_KILL_TABLE", &h.config.nft_table)
+        .env("BERTH_NET_KILL_POOL", h.pool.to_string())
+        .env("BERTH_NET_KILL_PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = h.dir.path().join("ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "helper did not attach in time"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "helper died before attaching"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // What the dead engine left: a veth, an address, a published port, a sandbox.
+    let iface = berth_net::state::host_iface_name("victim", "killnet");
+    h.host_ifaces.push(iface.clone());
+    let mut nl = berth_net::netlink::Netlink::open().unwrap();
+    assert!(nl.link_index(&iface).unwrap().is_some());
+    assert_eq!(h.mgr.db().allocations("killnet").unwrap().len(), 1);
+    assert!(
+        h.mgr
+            .firewall()
+            .list()
+            .unwrap()
+            .unwrap()
+            .contains(&format!("tcp . {port} :"))
+    );
+
+    let report = h.mgr.reconcile(&[]);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report.endpoints,
+        [("victim".to_string(), "killnet".to_string())]
+    );
+    assert_eq!(report.sandboxes, ["victim"]);
+    assert!(nl.link_index(&iface).unwrap().is_none());
+    assert!(h.mgr.db().allocations("killnet").unwrap().is_empty());
+    assert!(
+        !h.mgr
+            .firewall()
+            .list()
+            .unwrap()
+            .unwrap()
+            .contains(&format!("tcp . {port} :"))
+    );
+    h.finish();
+}
