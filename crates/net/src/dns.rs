@@ -16,8 +16,8 @@
 use std::convert::Infallible;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -174,18 +174,107 @@ pub fn parse_upstreams(spec: &str) -> Result<Vec<SocketAddr>> {
         .collect()
 }
 
-/// A bound DNS server for one network.
-pub struct Server {
-    sock: UdpSocket,
-    db: Db,
+/// What a server answers and where it forwards.
+#[derive(Clone, Debug)]
+struct Policy {
     network: String,
+    /// Answer container names (not on the predefined network).
     names: bool,
+    /// Forward other names (not on `--internal` networks).
     forward: bool,
     upstreams: Vec<SocketAddr>,
 }
 
+impl Policy {
+    fn decide(&self, db: &Db, packet: &[u8]) -> Result<Decision> {
+        decide(
+            packet,
+            |name| {
+                if self.names {
+                    db.resolve(&self.network, name)
+                } else {
+                    Ok(vec![])
+                }
+            },
+            self.forward,
+        )
+    }
+}
+
+fn servfail(packet: &[u8]) -> Option<Vec<u8>> {
+    Message::from_vec(packet)
+        .ok()
+        .and_then(|q| reply(&q, ResponseCode::ServFail, vec![]).ok())
+}
+
+/// Sends `packet` over TCP (RFC 1035 4.2.2: two-byte length prefix) to
+/// each upstream in turn until one answers.
+pub fn forward_tcp(packet: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
+    for up in upstreams {
+        let Ok(mut s) = TcpStream::connect_timeout(up, UPSTREAM_TIMEOUT) else {
+            continue;
+        };
+        if let Ok(resp) = tcp_exchange(&mut s, packet) {
+            return Some(resp);
+        }
+    }
+    None
+}
+
+fn tcp_exchange(s: &mut TcpStream, packet: &[u8]) -> io::Result<Vec<u8>> {
+    s.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
+    s.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
+    write_framed(s, packet)?;
+    read_framed(s)
+}
+
+fn write_framed(s: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    let len =
+        u16::try_from(bytes.len()).map_err(|_| io::Error::other("dns message over 64 KiB"))?;
+    s.write_all(&len.to_be_bytes())?;
+    s.write_all(bytes)
+}
+
+fn read_framed(s: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// Serves one TCP client until it closes or goes idle.
+fn serve_tcp_client(mut s: TcpStream, db_path: &Path, policy: &Policy) -> Result<()> {
+    let db = Db::open(db_path)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(io_err("dns: tcp timeout"))?;
+    while let Ok(query) = read_framed(&mut s) {
+        let resp = match policy.decide(&db, &query)? {
+            Decision::Answer(b) => b,
+            Decision::Forward => {
+                match forward_tcp(&query, &policy.upstreams).or_else(|| servfail(&query)) {
+                    Some(b) => b,
+                    None => return Ok(()),
+                }
+            }
+        };
+        write_framed(&mut s, &resp).map_err(io_err("dns: tcp reply"))?;
+    }
+    Ok(())
+}
+
+/// A bound DNS server for one network (UDP and TCP on the same address).
+pub struct Server {
+    sock: UdpSocket,
+    tcp: TcpListener,
+    db: Db,
+    db_path: PathBuf,
+    policy: Policy,
+}
+
 impl Server {
-    /// Binds `addr` and serves `network`'s names from the database at `db_path`.
+    /// Binds `addr` (UDP, then TCP on the same port) and serves
+    /// `network`'s names from the database at `db_path`.
     pub fn bind(
         db_path: &Path,
         network: &str,
@@ -194,15 +283,24 @@ impl Server {
     ) -> Result<Self> {
         let db = Db::open(db_path)?;
         let net = db.network(network)?;
-        let sock = UdpSocket::bind(addr)
-            .map_err(io_err(format!("dns: bind {addr} for network {network}")))?;
+        let sock = UdpSocket::bind(addr).map_err(io_err(format!(
+            "dns: bind udp {addr} for network {network}"
+        )))?;
+        let bound = sock.local_addr().map_err(io_err("dns: local address"))?;
+        let tcp = TcpListener::bind(bound).map_err(io_err(format!(
+            "dns: bind tcp {bound} for network {network}"
+        )))?;
         Ok(Self {
             sock,
+            tcp,
             db,
-            network: network.to_string(),
-            names: !net.predefined,
-            forward: !net.internal && !upstreams.is_empty(),
-            upstreams,
+            db_path: db_path.to_path_buf(),
+            policy: Policy {
+                network: network.to_string(),
+                names: !net.predefined,
+                forward: !net.internal && !upstreams.is_empty(),
+                upstreams,
+            },
         })
     }
 
@@ -210,58 +308,59 @@ impl Server {
         self.sock.local_addr().map_err(io_err("dns: local address"))
     }
 
-    /// Handles one datagram from `from`.
-    fn handle(&self, packet: &[u8], from: SocketAddr) -> Result<()> {
-        let names = self.names;
-        let decision = decide(
-            packet,
-            |name| {
-                if names {
-                    self.db.resolve(&self.network, name)
-                } else {
-                    Ok(vec![])
-                }
-            },
-            self.forward,
-        )?;
-        match decision {
-            Decision::Answer(bytes) => {
-                self.sock
-                    .send_to(&bytes, from)
-                    .map_err(io_err(format!("dns: reply to {from}")))?;
-            }
-            Decision::Forward => {
-                let sock = self.sock.try_clone().map_err(io_err("dns: clone socket"))?;
-                let (packet, upstreams) = (packet.to_vec(), self.upstreams.clone());
-                std::thread::spawn(move || {
-                    let bytes = match forward(&packet, &upstreams) {
-                        Some(b) => b,
-                        None => match Message::from_vec(&packet)
-                            .ok()
-                            .and_then(|q| reply(&q, ResponseCode::ServFail, vec![]).ok())
-                        {
-                            Some(b) => b,
-                            None => return,
-                        },
-                    };
-                    let _ = sock.send_to(&bytes, from);
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Serves until the process ends. Errors on single queries are
-    /// dropped (a malformed datagram must not stop the server).
+    /// dropped (a malformed message must not stop the server).
     pub fn run(self) -> ! {
+        let Server {
+            sock,
+            tcp,
+            db,
+            db_path,
+            policy,
+        } = self;
+        let tcp_policy = policy.clone();
+        std::thread::spawn(move || {
+            for conn in tcp.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (db_path, policy) = (db_path.clone(), tcp_policy.clone());
+                std::thread::spawn(move || serve_tcp_client(conn, &db_path, &policy));
+            }
+        });
         let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((n, from)) = self.sock.recv_from(&mut buf) else {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
                 continue;
             };
-            let _ = self.handle(&buf[..n], from);
+            let _ = handle_datagram(&sock, &db, &policy, &buf[..n], from);
         }
     }
+}
+
+/// Handles one datagram from `from`; forwarding happens on a thread so a
+/// slow upstream does not hold up local answers.
+fn handle_datagram(
+    sock: &UdpSocket,
+    db: &Db,
+    policy: &Policy,
+    packet: &[u8],
+    from: SocketAddr,
+) -> Result<()> {
+    match policy.decide(db, packet)? {
+        Decision::Answer(bytes) => {
+            sock.send_to(&bytes, from)
+                .map_err(io_err(format!("dns: reply to {from}")))?;
+        }
+        Decision::Forward => {
+            let sock = sock.try_clone().map_err(io_err("dns: clone socket"))?;
+            let (packet, upstreams) = (packet.to_vec(), policy.upstreams.clone());
+            std::thread::spawn(move || {
+                if let Some(bytes) = forward(&packet, &upstreams).or_else(|| servfail(&packet)) {
+                    let _ = sock.send_to(&bytes, from);
+                }
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Where the DNS server of `network` records its pid.
@@ -603,5 +702,18 @@ mod tests {
             (ResponseCode::NoError, vec!["192.0.2.77".parse().unwrap()])
         );
         assert_eq!(ask("ghost").0, ResponseCode::NXDomain);
+        // TCP on the same port (clients retry there after a truncated answer).
+        let mut s = TcpStream::connect(addr).unwrap();
+        let resp = tcp_exchange(&mut s, &query_bytes(2, "web", RecordType::A).unwrap()).unwrap();
+        assert_eq!(
+            parse_response(&resp).unwrap(),
+            (ResponseCode::NoError, vec!["10.199.1.2".parse().unwrap()])
+        );
+        let resp = tcp_exchange(&mut s, &query_bytes(3, "ghost", RecordType::A).unwrap()).unwrap();
+        assert_eq!(
+            parse_response(&resp).unwrap().0,
+            ResponseCode::NXDomain,
+            "several queries on one connection"
+        );
     }
 }

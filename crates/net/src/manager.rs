@@ -50,7 +50,7 @@ impl Default for Config {
             nft_table: "berth".into(),
             default_network: "bridge".into(),
             default_subnet: None,
-            default_subnet_pool: Subnet::new(Ipv4Addr::new(10, 89, 0, 0), 16).expect("valid pool"),
+            default_subnet_pool: Subnet::new(Ipv4Addr::new(10, 123, 0, 0), 16).expect("valid pool"),
             pool_prefix: 24,
             mtu: 1500,
             dns: None,
@@ -159,6 +159,27 @@ fn valid_name(name: &str) -> Result<()> {
         return Err(bad("reserved name"));
     }
     Ok(())
+}
+
+/// Container names and aliases: what Docker accepts, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn valid_container_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::InvalidName {
+            name: name.into(),
+            reason: "container names and aliases are [a-zA-Z0-9][a-zA-Z0-9_.-]*".into(),
+        })
+    }
 }
 
 fn fw_network(n: &NetworkRecord) -> FwNetwork {
@@ -400,13 +421,10 @@ impl NetworkManager {
             self.db.network(network)?
         };
         if let Some(n) = &opts.name {
-            valid_name(n).or_else(|e| {
-                if ["none", "host", "bridge", "default"].contains(&n.as_str()) {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
+            valid_container_name(n)?;
+        }
+        for a in &opts.aliases {
+            valid_container_name(a)?;
         }
         let rec = self.db.reserve_endpoint(&EndpointRequest {
             container_id: container_id.into(),
@@ -688,6 +706,13 @@ impl NetworkManager {
                 report.errors.push(e);
             }
         }
+        if self.config.dns.is_some() {
+            for n in &networks {
+                if let Err(e) = self.reconcile_dns(n) {
+                    report.errors.push(e);
+                }
+            }
+        }
         match self.orphan_links(&networks) {
             Ok(links) => report.orphan_links = links,
             Err(e) => report.errors.push(e),
@@ -710,6 +735,16 @@ impl NetworkManager {
             Err(e) => report.errors.push(e),
         }
         report
+    }
+
+    /// A network's DNS server runs exactly while it has endpoints.
+    fn reconcile_dns(&self, n: &NetworkRecord) -> Result<()> {
+        let launcher = self.config.dns.as_ref().expect("checked by caller");
+        if self.db.endpoints_on(&n.name)?.is_empty() {
+            dns::stop(&self.run_dir, &n.name)
+        } else {
+            dns::ensure_running(launcher, &self.db_path, &self.run_dir, &n.name).map(drop)
+        }
     }
 
     /// Deletes `vb*` links enslaved to one of our bridges that no endpoint

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use berth_net::{AttachOptions, NetError, NetworkSpec, PortSpec};
+use berth_net::{AttachOptions, NetError, NetworkSpec, PortSpec, Subnet};
 use common::*;
 
 fn spec(name: &str) -> NetworkSpec {
@@ -282,15 +282,18 @@ fn connect_and_disconnect_a_second_network() {
         return;
     }
     let mut h = Harness::new();
+    let range = Subnet::new(Ipv4Addr::from(u32::from(h.subnet(1).addr()) + 128), 25).unwrap();
     h.mgr
         .create_network(&NetworkSpec {
             subnet: Some(h.subnet(1)),
+            ip_range: Some(range),
             ..spec("front")
         })
         .unwrap();
     h.mgr
         .create_network(&NetworkSpec {
             subnet: Some(h.subnet(2)),
+            mtu: Some(1400),
             ..spec("back")
         })
         .unwrap();
@@ -305,6 +308,7 @@ fn connect_and_disconnect_a_second_network() {
         .unwrap();
     h.host_ifaces
         .extend([ex.host_iface.clone(), ey.host_iface.clone()]);
+    assert!(range.contains(ex.ip), "{} from --ip-range {range}", ex.ip);
     tcp_server(&y, 9000, "y");
     assert!(tcp_get(Some(&x), sa(ey.ip, 9000)).is_err());
 
@@ -330,6 +334,15 @@ fn connect_and_disconnect_a_second_network() {
         "second network: eth1, no default route"
     );
     assert_eq!(tcp_get(Some(&x), sa(ey.ip, 9000)).unwrap(), "y");
+    let link = String::from_utf8_lossy(&ns_cmd(&x, &["ip", "-o", "link", "show", "eth1"]).stdout)
+        .into_owned();
+    assert!(link.contains("mtu 1400"), "MTU from the network: {link}");
+    let routes = String::from_utf8_lossy(&ns_cmd(&x, &["ip", "route"]).stdout).into_owned();
+    assert_eq!(
+        routes.matches("default").count(),
+        1,
+        "only the first network routes by default: {routes}"
+    );
     assert!(matches!(
         h.mgr.attach("x", &x, "back", &AttachOptions::default()),
         Err(NetError::AlreadyConnected { .. })
