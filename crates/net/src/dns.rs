@@ -331,7 +331,9 @@ impl Server {
             let Ok((n, from)) = sock.recv_from(&mut buf) else {
                 continue;
             };
-            let _ = handle_datagram(&sock, &db, &policy, &buf[..n], from);
+            if let Err(e) = handle_datagram(&sock, &db, &policy, &buf[..n], from) {
+                eprintln!("berth-net-dns: {}: {e}", policy.network);
+            }
         }
     }
 }
@@ -366,6 +368,11 @@ fn handle_datagram(
 /// Where the DNS server of `network` records its pid.
 pub fn pidfile(run_dir: &Path, network: &str) -> PathBuf {
     run_dir.join("dns").join(format!("{network}.pid"))
+}
+
+/// Where the DNS server of `network` writes its errors.
+pub fn logfile(run_dir: &Path, network: &str) -> PathBuf {
+    run_dir.join("dns").join(format!("{network}.log"))
 }
 
 /// Entry point of the detached per-network process: binds the network's
@@ -458,6 +465,12 @@ pub fn ensure_running(
         .argv
         .split_first()
         .ok_or_else(|| NetError::Dns("empty launcher command".into()))?;
+    let log_path = logfile(run_dir, network);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io_err(format!("open {}", log_path.display())))?;
     let mut child = Command::new(prog)
         .args(args)
         .arg(db_path)
@@ -466,7 +479,7 @@ pub fn ensure_running(
         .arg(&launcher.upstreams)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         // Its own process group: a Ctrl-C at the engine's terminal must not stop it.
         .process_group(0)
         .spawn()

@@ -323,7 +323,7 @@ impl NetworkManager {
     /// Idempotent: also used to restore networks after a reboot.
     fn bring_up(&mut self, n: &NetworkRecord) -> Result<()> {
         let mut nl = Netlink::open()?;
-        let idx = nl.ensure_bridge(&n.bridge, n.mtu)?;
+        let idx = nl.ensure_bridge(&n.bridge, n.mtu, ipam::mac_for(n.gateway))?;
         nl.add_address(idx, n.gateway, n.subnet.prefix())?;
         nl.set_up(idx)?;
         if !n.internal {
@@ -339,6 +339,13 @@ impl NetworkManager {
             && let Err(e) = dns::stop(&self.run_dir, &n.name)
         {
             errors.push(e);
+        }
+        match std::fs::remove_file(dns::logfile(&self.run_dir, &n.name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => errors.push(NetError::Io {
+                what: "remove dns log".into(),
+                source: e,
+            }),
+            _ => {}
         }
         if let Err(e) = self.fw.remove_network(&fw_network(n)) {
             errors.push(e);

@@ -164,11 +164,15 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Creates a bridge (an existing one of that name is kept) and returns its index.
-    pub fn ensure_bridge(&mut self, name: &str, mtu: u32) -> Result<u32> {
+    /// Creates a bridge (an existing one of that name is kept) and returns
+    /// its index. The MAC is set explicitly: a bridge without one takes the
+    /// lowest MAC of its ports and changes it when that port leaves, which
+    /// leaves every container's ARP entry for the gateway stale.
+    pub fn ensure_bridge(&mut self, name: &str, mtu: u32, mac: [u8; 6]) -> Result<u32> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
         msg.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                 InfoKind::Bridge,

@@ -40,15 +40,19 @@ fn fake_upstream() -> SocketAddr {
 }
 
 /// Asks `server:53` for `name` from inside `ns`.
+#[track_caller]
 fn ask(ns: &std::path::Path, server: Ipv4Addr, name: &str) -> (ResponseCode, Vec<Ipv4Addr>) {
     let q = query_bytes(0x4b1d, name, RecordType::A).unwrap();
+    let name = name.to_string();
     sandbox::run_in(ns, move || {
         let s = UdpSocket::bind("0.0.0.0:0").unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         s.send_to(&q, (server, 53)).unwrap();
         let mut buf = [0u8; 1500];
-        let n = s.recv(&mut buf).unwrap();
+        let n = s
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no answer for {name:?} from {server}: {e}"));
         parse_response(&buf[..n])
     })
     .unwrap()

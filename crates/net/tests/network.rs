@@ -82,7 +82,15 @@ fn default_network_containers_talk_by_ip() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from b");
 
+    // The bridge keeps its own MAC when ports leave (containers' ARP entries for the gateway stay valid).
+    let bridge_mac = || {
+        std::fs::read_to_string(format!("/sys/class/net/{}/address", net.network.bridge)).unwrap()
+    };
+    let expected = berth_net::ipam::format_mac(&berth_net::ipam::mac_for(net.network.gateway));
+    assert_eq!(bridge_mac().trim(), expected);
     h.mgr.release_all("ctr-a").unwrap();
+    assert_eq!(bridge_mac().trim(), expected);
+    assert_eq!(tcp_get(None, sa(eb.ip, 8080)).unwrap(), "hello from b");
     h.mgr.release_all("ctr-b").unwrap();
     assert!(h.mgr.db().allocations("bridge").unwrap().is_empty());
     h.finish();
