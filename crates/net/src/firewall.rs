@@ -26,6 +26,7 @@ use crate::ports::PortMapping;
 pub struct FwNetwork {
     pub bridge: String,
     pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
     pub internal: bool,
 }
 
@@ -97,8 +98,11 @@ impl Firewall {
   set same_bridge {{ type ifname . ifname; }}
   set subnets {{ type ipv4_addr; flags interval; }}
   set nat_subnets {{ type ipv4_addr; flags interval; }}
+  set gateways {{ type ipv4_addr; }}
+  set gateway_on {{ type ipv4_addr . ifname; }}
   map dnat_any {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
   map dnat_ip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
+  chain input {{ type filter hook input priority filter; policy accept; }}
   chain forward {{ type filter hook forward priority filter; policy accept; }}
   chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
   chain output {{ type nat hook output priority -100; policy accept; }}
@@ -106,10 +110,15 @@ impl Firewall {
 }}
 "
         );
-        for chain in ["forward", "prerouting", "output", "postrouting"] {
+        for chain in ["input", "forward", "prerouting", "output", "postrouting"] {
             s += &format!("flush chain inet {t} {chain}\n");
         }
         let rules = [
+            // A network's gateway (its DNS server) serves only its own containers.
+            (
+                "input",
+                "iifname @bridges ip daddr @gateways ip daddr . iifname != @gateway_on drop comment \"other networks' gateways\"",
+            ),
             // --internal: nothing leaves or enters the bridge except to itself.
             (
                 "forward",
@@ -175,6 +184,11 @@ impl Firewall {
             format!("{v} element inet {t} bridges {{ \"{b}\" }}"),
             format!("{v} element inet {t} same_bridge {{ \"{b}\" . \"{b}\" }}"),
             format!("{v} element inet {t} subnets {{ {} }}", n.subnet),
+            format!("{v} element inet {t} gateways {{ {} }}", n.gateway),
+            format!(
+                "{v} element inet {t} gateway_on {{ {} . \"{b}\" }}",
+                n.gateway
+            ),
         ];
         if n.internal {
             lines.push(format!("{v} element inet {t} internal {{ \"{b}\" }}"));
@@ -373,6 +387,7 @@ mod tests {
         let n = FwNetwork {
             bridge: "bt1".into(),
             subnet: "10.199.1.0/24".parse().unwrap(),
+            gateway: "10.199.1.1".parse().unwrap(),
             internal: false,
         };
         let lines = fw().network_lines(Op::Add, &n);
@@ -382,6 +397,8 @@ mod tests {
                 "add element inet berth_t bridges { \"bt1\" }",
                 "add element inet berth_t same_bridge { \"bt1\" . \"bt1\" }",
                 "add element inet berth_t subnets { 10.199.1.0/24 }",
+                "add element inet berth_t gateways { 10.199.1.1 }",
+                "add element inet berth_t gateway_on { 10.199.1.1 . \"bt1\" }",
                 "add element inet berth_t nat_subnets { 10.199.1.0/24 }",
             ]
         );
@@ -390,7 +407,7 @@ mod tests {
             ..n
         };
         let lines = fw().network_lines(Op::Delete, &internal);
-        assert_eq!(lines[3], "delete element inet berth_t internal { \"bt1\" }");
+        assert_eq!(lines[5], "delete element inet berth_t internal { \"bt1\" }");
         assert!(
             !lines.iter().any(|l| l.contains("nat_subnets")),
             "internal networks are never masqueraded"

@@ -186,6 +186,7 @@ fn fw_network(n: &NetworkRecord) -> FwNetwork {
     FwNetwork {
         bridge: n.bridge.clone(),
         subnet: n.subnet,
+        gateway: n.gateway,
         internal: n.internal,
     }
 }

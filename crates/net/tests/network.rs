@@ -261,6 +261,55 @@ fn networks_are_isolated_and_internal_has_no_way_out() {
         tcp_get(Some(&b), sa(ea.ip, 7000)).is_err(),
         "two → one must be blocked"
     );
+    // A host service on network two's gateway is for network two only.
+    let net_one = h.mgr.inspect("one").unwrap().network;
+    let gw_two = h.mgr.inspect("two").unwrap().network.gateway;
+    let host_srv = std::net::TcpListener::bind((gw_two, 0)).unwrap();
+    let gw_port = host_srv.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in host_srv.incoming() {
+            let Ok(mut s) = s else { return };
+            let _ = std::io::Write::write_all(&mut s, b"gw");
+        }
+    });
+    assert_eq!(tcp_get(Some(&b), sa(gw_two, gw_port)).unwrap(), "gw");
+    assert!(
+        tcp_get(Some(&a), sa(gw_two, gw_port)).is_err(),
+        "one → two's gateway must be blocked"
+    );
+    assert_ne!(net_one.gateway, gw_two);
+    // ... but a port b publishes is reachable from a (through the host, like any client).
+    let mut h2 = h.another();
+    let pb = h.sandbox("pub");
+    let port = free_port();
+    let epb = h2
+        .attach(
+            "pub",
+            &pb,
+            "two",
+            &AttachOptions {
+                ports: vec![format!("{port}:7000").parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    h.host_ifaces.push(epb.host_iface);
+    tcp_server(&pb, 7000, "published");
+    assert!(
+        tcp_get(Some(&a), sa(epb.ip, 7000)).is_err(),
+        "directly: blocked"
+    );
+    assert_eq!(
+        tcp_get(Some(&a), sa(net_one.gateway, port)).unwrap(),
+        "published",
+        "via a's own gateway"
+    );
+    assert_eq!(
+        tcp_get(Some(&a), sa(gw_two, port)).unwrap(),
+        "published",
+        "via two's gateway (DNAT before the input check)"
+    );
+    h2.release_all("pub").unwrap();
 
     // Internal: no default route, no way to other networks, but peers on it talk.
     assert_eq!(ep.gateway, None);
