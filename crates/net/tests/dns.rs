@@ -220,3 +220,41 @@ fn default_network_has_no_names_and_internal_does_not_forward() {
     );
     h.finish();
 }
+
+#[test]
+fn a_dns_server_that_cannot_start_rolls_the_attach_back() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::with_dns(Some(fake_upstream()));
+    h.mgr
+        .create_network(&NetworkSpec {
+            name: "nodns".into(),
+            subnet: Some(h.subnet(1)),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut config = h.config.clone();
+    config.dns = Some(berth_net::Launcher {
+        argv: vec!["/bin/false".into()],
+        upstreams: String::new(),
+    });
+    let mut broken = berth_net::NetworkManager::open(&h.db_path(), &h.run_dir(), config).unwrap();
+    let ns = h.sandbox("c");
+    let err = broken
+        .attach("c", &ns, "nodns", &AttachOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("exited at start"), "{err}");
+    h.host_ifaces
+        .push(berth_net::state::host_iface_name("c", "nodns"));
+    assert!(h.mgr.db().allocations("nodns").unwrap().is_empty());
+    assert!(h.mgr.db().endpoints_of("c").unwrap().is_empty());
+    // The real server starts fine afterwards.
+    let e = h
+        .mgr
+        .attach("c", &ns, "nodns", &AttachOptions::default())
+        .unwrap();
+    h.host_ifaces.push(e.host_iface);
+    assert!(dns::running_pid(&h.run_dir(), "nodns").is_some());
+    h.finish();
+}

@@ -887,3 +887,71 @@ fn engine_killed_with_sigkill_is_reconciled() {
     );
     h.finish();
 }
+
+#[test]
+fn failure_after_the_veth_exists_rolls_back_too() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    let net = h
+        .mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("late")
+        })
+        .unwrap();
+    // A sandbox that already has a default route: the veth gets created and
+    // configured, then adding the default route fails ("File exists").
+    let ns = h.sandbox("late");
+    let ns_s = ns.to_str().unwrap();
+    for cmd in [
+        vec![
+            "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+        ],
+        vec!["ip", "addr", "add", "192.0.2.200/24", "dev", "d0"],
+        vec!["ip", "link", "set", "d1", "up"],
+        vec!["ip", "link", "set", "d0", "up"],
+        vec!["ip", "route", "add", "default", "via", "192.0.2.1"],
+    ] {
+        let out = ns_cmd(&ns, &cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?} in {ns_s}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let p = free_port();
+    let err = h
+        .mgr
+        .attach(
+            "late",
+            &ns,
+            "late",
+            &AttachOptions {
+                ports: vec![format!("{p}:80").parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("default route"), "{err}");
+    let iface = berth_net::state::host_iface_name("late", "late");
+    h.host_ifaces.push(iface.clone());
+    assert!(
+        berth_net::netlink::Netlink::open()
+            .unwrap()
+            .link_index(&iface)
+            .unwrap()
+            .is_none(),
+        "host veth deleted"
+    );
+    let links = String::from_utf8_lossy(&ns_cmd(&ns, &["ip", "-o", "link"]).stdout).into_owned();
+    assert!(!links.contains("eth0"), "peer gone with it: {links}");
+    assert!(h.mgr.db().allocations("late").unwrap().is_empty());
+    assert!(h.mgr.db().published().unwrap().is_empty());
+    let table = h.mgr.firewall().list().unwrap().unwrap();
+    assert!(!table.contains(&format!(". {p} :")), "{table}");
+    assert!(table.contains(&format!("\"{}\"", net.bridge)));
+    h.mgr.release_all("late").unwrap();
+    h.finish();
+}
