@@ -955,3 +955,47 @@ fn failure_after_the_veth_exists_rolls_back_too() {
     h.mgr.release_all("late").unwrap();
     h.finish();
 }
+
+#[test]
+fn twenty_first_runs_race_to_create_the_default_network() {
+    if skip() {
+        return;
+    }
+    let h = Harness::new();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(20));
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let mut mgr = h.another();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let id = format!("first{i}");
+                let ns = mgr.create_sandbox(&id).unwrap();
+                barrier.wait();
+                let ep = mgr
+                    .attach(&id, &ns, "bridge", &AttachOptions::default())
+                    .unwrap();
+                (ns, ep)
+            })
+        })
+        .collect();
+    let eps: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut h = h;
+    h.host_ifaces
+        .extend(eps.iter().map(|(_, e)| e.host_iface.clone()));
+    assert_eq!(h.mgr.list().unwrap().len(), 1, "one default network");
+    let ips: BTreeSet<Ipv4Addr> = eps.iter().map(|(_, e)| e.ip).collect();
+    assert_eq!(ips.len(), 20);
+    for (ns, ep) in &eps {
+        let out = ns_cmd(ns, &["ip", "-4", "-o", "addr", "show", "eth0"]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {}/", ep.ip)));
+    }
+    tcp_server(&eps[0].0, 6001, "first");
+    assert_eq!(
+        tcp_get(Some(&eps[19].0), sa(eps[0].1.ip, 6001)).unwrap(),
+        "first"
+    );
+    for i in 0..20 {
+        h.mgr.release_all(&format!("first{i}")).unwrap();
+    }
+    h.finish();
+}
