@@ -9,6 +9,7 @@
 //! in a table of berth's own; names resolve through a small per-network
 //! DNS server.
 
+pub mod conntrack;
 pub mod dns;
 pub mod error;
 pub mod files;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::conntrack;
 use crate::dns::{self, Launcher};
 use crate::error::{NetError, Result};
 use crate::files;
@@ -522,6 +523,10 @@ impl NetworkManager {
             errors.push(e);
         }
         if let Err(e) = Netlink::open().and_then(|mut nl| nl.delete_link(&rec.host_iface)) {
+            errors.push(e);
+        }
+        // After the DNAT elements and the veth are gone, so nothing re-creates them.
+        if let Err(e) = conntrack::forget(&[rec.ip]) {
             errors.push(e);
         }
         if let Err(e) = self.db.delete_endpoint(&rec.container_id, &rec.network) {

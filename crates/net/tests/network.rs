@@ -999,3 +999,63 @@ fn twenty_first_runs_race_to_create_the_default_network() {
     }
     h.finish();
 }
+
+#[test]
+fn a_udp_flow_follows_a_republished_port() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    let net = h
+        .mgr
+        .create_network(&NetworkSpec {
+            subnet: Some(h.subnet(1)),
+            ..spec("udp")
+        })
+        .unwrap();
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let publish = || AttachOptions {
+        ports: vec![format!("127.0.0.1:{port}:53/udp").parse().unwrap()],
+        ..Default::default()
+    };
+    let old = h.sandbox("old");
+    let eo = h.mgr.attach("old", &old, "udp", &publish()).unwrap();
+    udp_server(&old, 53, "old");
+    // One client socket, so both datagrams are the same conntrack flow.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let ask = |msg: &str| {
+        client.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 64];
+        client
+            .recv(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    assert_eq!(ask("1").unwrap(), "old:1");
+    h.mgr.release_all("old").unwrap();
+    // The new container has another address: a stale DNAT would miss it.
+    let new = h.sandbox("new");
+    let other = Ipv4Addr::from(u32::from(net.subnet.addr()) + 50);
+    let en = h
+        .mgr
+        .attach(
+            "new",
+            &new,
+            "udp",
+            &AttachOptions {
+                ip: Some(other),
+                ..publish()
+            },
+        )
+        .unwrap();
+    h.host_ifaces.extend([eo.host_iface, en.host_iface]);
+    udp_server(&new, 53, "new");
+    assert_eq!(ask("2").unwrap(), "new:2");
+    h.mgr.release_all("new").unwrap();
+    h.finish();
+}
