@@ -246,10 +246,9 @@ impl NetworkManager {
     // ---- networks ----
 
     fn create(&mut self, spec: &NetworkSpec, predefined: bool) -> Result<NetworkRecord> {
-        let avoid: Vec<(String, Subnet)> = ipam::host_routes()?
-            .into_iter()
-            .filter(|(dev, _)| !dev.starts_with(&self.config.bridge_prefix))
-            .collect();
+        // Every routed prefix on the host, our own bridges' included: those
+        // are networks in the database anyway, or leftovers that would clash.
+        let avoid: Vec<(String, Subnet)> = ipam::host_routes()?;
         let subnet = match spec.subnet {
             Some(s) => s,
             None => self.db.pick_subnet(
