@@ -18,7 +18,7 @@ use crate::files;
 use crate::firewall::{Firewall, FwNetwork, FwPort};
 use crate::ipam::{self, Pool, Subnet};
 use crate::netlink::Netlink;
-use crate::ports::{PortMapping, PortSpec};
+use crate::ports::{PortMapping, PortSpec, Proto};
 use crate::sandbox;
 use crate::state::{Db, EndpointRecord, EndpointRequest, NetworkRecord, NewNetwork};
 use crate::sysctl;
@@ -524,8 +524,13 @@ impl NetworkManager {
         if let Err(e) = Netlink::open().and_then(|mut nl| nl.delete_link(&rec.host_iface)) {
             errors.push(e);
         }
-        // After the DNAT elements and the veth are gone, so nothing re-creates them.
-        if let Err(e) = conntrack::forget(&[rec.ip]) {
+        // After the DNAT elements and the veth are gone, so nothing re-creates
+        // them. Only UDP flows outlive their endpoint in a way that matters
+        // (a TCP peer sees resets), and a conntrack dump walks the whole
+        // table (~10 ms), so only endpoints that published UDP pay for it.
+        if rec.ports.iter().any(|p| p.proto == Proto::Udp)
+            && let Err(e) = conntrack::forget(&[rec.ip])
+        {
             errors.push(e);
         }
         if let Err(e) = self.db.delete_endpoint(&rec.container_id, &rec.network) {
