@@ -31,10 +31,9 @@
 //!   they become visible; a failed unpack removes its snapshot; stray blobs
 //!   are garbage for the next [`ImageStore::gc`].
 
-pub mod containerfile;
-pub mod registry;
 pub mod archive;
 pub mod changes;
+pub mod containerfile;
 pub mod content;
 pub mod digest;
 pub mod error;
@@ -43,6 +42,7 @@ pub mod gc;
 pub mod layer;
 pub mod metadata;
 pub mod reference;
+pub mod registry;
 pub mod snapshot;
 pub mod spec;
 mod store;

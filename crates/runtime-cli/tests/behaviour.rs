@@ -361,7 +361,8 @@ both!(failing_hook_fails_and_leaves_nothing, |rt: &Rt| {
 });
 
 both!(bad_input_leaves_nothing, |rt: &Rt| {
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Patch = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Patch)> = vec![
         ("empty args", Box::new(|c| c["process"]["args"] = json!([]))),
         (
             "missing executable",
