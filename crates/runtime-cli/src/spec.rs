@@ -37,7 +37,7 @@ pub fn readonly_paths() -> Vec<&'static str> {
 /// The default config: a shell in a busybox-like rootfs, with a terminal.
 pub fn default_spec(rootless: bool) -> Value {
     let mut spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.0.2",
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},
