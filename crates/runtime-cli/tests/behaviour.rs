@@ -502,3 +502,72 @@ fn features_are_json() {
             .any(|n| n == "time")
     );
 }
+
+/// Receives one fd sent with SCM_RIGHTS on an accepted connection.
+fn recv_console(listener: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: SCM_RIGHTS installed this fd for us.
+            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd received on the console socket");
+}
+
+both!(terminal_through_console_socket, |rt: &Rt| {
+    let mut cfg = config(&["sh", "-c", "tty; stty size; echo done"]);
+    cfg["process"]["terminal"] = json!(true);
+    cfg["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+    let c = Ctr::new(rt, &cfg);
+    let sock = c.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let create = {
+        let args = [
+            "create",
+            "--bundle",
+            c.path().to_str().unwrap(),
+            "--console-socket",
+            sock.to_str().unwrap(),
+            c.id.as_str(),
+        ];
+        let mut cmd = rt.cmd(&args);
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let master = recv_console(&listener);
+    let out = create.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.ok(&["start", &c.id]);
+    let mut f = std::fs::File::from(master);
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !text.contains("done") && std::time::Instant::now() < deadline {
+        let mut buf = [0u8; 1024];
+        match std::io::Read::read(&mut f, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert!(
+        text.contains("33 101"),
+        "console size not applied: {text:?}"
+    );
+});
