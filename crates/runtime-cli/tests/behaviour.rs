@@ -571,3 +571,127 @@ both!(terminal_through_console_socket, |rt: &Rt| {
         "console size not applied: {text:?}"
     );
 });
+
+both!(rootfs_propagation_and_no_pivot, |rt: &Rt| {
+    let mut cfg = config(&["sh", "-c", "grep ' / / ' /proc/self/mountinfo; ls /"]);
+    cfg["linux"]["rootfsPropagation"] = json!("private");
+    let c = Ctr::new(rt, &cfg);
+    let out = c.run_ok();
+    let root_line = out.lines().next().unwrap();
+    assert!(
+        !root_line.contains("shared:") && !root_line.contains("master:"),
+        "{root_line}"
+    );
+    assert!(out.contains("bin"), "{out}");
+    let c = Ctr::new(rt, &config(&["sh", "-c", "ls /bin/busybox && echo ok"]));
+    let o = rt.out(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        c.path().to_str().unwrap(),
+        &c.id,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("ok\n"));
+});
+
+both!(dev_links_and_ptmx, |rt: &Rt| {
+    let c = Ctr::new(
+        rt,
+        &config(&[
+            "sh",
+            "-c",
+            "for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; ls /dev/pts/ptmx",
+        ]),
+    );
+    let out = c.run_ok();
+    assert_eq!(
+        out,
+        "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx\n/dev/pts/ptmx\n"
+    );
+});
+
+both!(hook_timeout_fails_create, |rt: &Rt| {
+    let mut cfg = config(&["true"]);
+    cfg["hooks"] =
+        json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
+    let c = Ctr::new(rt, &cfg);
+    let start = std::time::Instant::now();
+    assert!(!c.create().status.success());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "the timeout was not applied"
+    );
+    assert!(
+        !rt.out(&["state", &c.id]).status.success(),
+        "state left behind"
+    );
+});
+
+both!(exec_flags, |rt: &Rt| {
+    let c = Ctr::new(rt, &config(&["sleep", "100"]));
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    let out = rt.ok(&[
+        "exec",
+        "--cwd",
+        "/tmp",
+        "--env",
+        "A=b",
+        "--user",
+        "5:6",
+        &c.id,
+        "sh",
+        "-c",
+        "pwd; echo $A; id -u; id -g",
+    ]);
+    assert_eq!(out, "/tmp\nb\n5\n6\n");
+    let out = rt.ok(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        &c.id,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    let eff = u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_ne!(eff & (1 << 21), 0, "CAP_SYS_ADMIN not added: {out}");
+    let out = rt.ok(&["exec", &c.id, "grep", "CapEff", "/proc/self/status"]);
+    let eff = u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(
+        eff & (1 << 21),
+        0,
+        "exec without --cap has CAP_SYS_ADMIN: {out}"
+    );
+    let pidfile = c.path().join("exec.pid");
+    rt.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &c.id,
+        "sleep",
+        "5",
+    ]);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep");
+});
+
+both!(process_exiting_before_delete_is_stopped, |rt: &Rt| {
+    let c = Ctr::new(rt, &config(&["true"]));
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt.status(&c.id) != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "never stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(rt.state(&c.id)["pid"], 0);
+    rt.ok(&["delete", &c.id]);
+});
