@@ -12,13 +12,13 @@ set -euo pipefail
 RUNS=${1:-50}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -z "${BERTH_BENCH_INNER:-}" ]]; then
-  cargo build --release -q --manifest-path "$HERE/Cargo.toml" -p berth-runtime-cli
+  "$HERE/scripts/build-static.sh" -q -p berth-runtime-cli
   exec unshare -m env BERTH_BENCH_INNER=1 "$0" "$@"
 fi
 mount --make-rprivate /
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 
-BERTH="$HERE/target/release/berth-runtime"
+BERTH="$HERE/target/x86_64-unknown-linux-gnu/release/berth-runtime"
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'for rt in berth runc crun; do "${BIN[$rt]}" --root "$WORK/state-$rt" delete -f bench-$rt >/dev/null 2>&1 || true; done; rm -rf "$WORK"' EXIT
 declare -A BIN=([berth]="$BERTH" [runc]="$(command -v runc)" [crun]="$(command -v crun)")
