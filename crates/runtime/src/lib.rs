@@ -20,6 +20,7 @@ pub mod process;
 pub mod profiles;
 pub mod rootfs;
 pub mod seccomp;
+pub mod selfexe;
 pub mod signal;
 pub mod state;
 pub mod sys;

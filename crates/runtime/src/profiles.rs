@@ -243,7 +243,10 @@ mod tests {
         let allowed = allowed(&s);
         assert!(allowed.contains(&"cacheflush".to_string()));
         assert!(!allowed.contains(&"arch_prctl".to_string()));
-        assert!(!allowed.contains(&"chroot".to_string()), "no CAP_SYS_CHROOT");
+        assert!(
+            !allowed.contains(&"chroot".to_string()),
+            "no CAP_SYS_CHROOT"
+        );
     }
 
     #[test]
