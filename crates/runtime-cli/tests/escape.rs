@@ -600,3 +600,36 @@ all3!(runtime_binary_control_with_sys_ptrace, |rt: Rt| {
     }
     assert!(unchanged, "{name}: the host binary changed");
 });
+
+// Pid reuse: the container's init is gone and its pid now belongs to an
+// unrelated host process (simulated by pointing the state at one). `kill`
+// and `delete` go through a pidfd checked against the init's start time,
+// so the host process must survive. berth only: the state format is
+// berth's own.
+#[test]
+fn pid_reuse_cannot_misdirect_signals() {
+    let Some(rt) = Rt::berth() else { return };
+    let c = Ctr::new(&rt, &config(&["sleep", "30"]));
+    c.create_ok();
+    let mut victim = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let state_path = rt.root.path().join(&c.id).join("state.json");
+    let mut st: Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    let real = st["init_process_pid"].as_i64().unwrap();
+    st["init_process_pid"] = json!(victim.id());
+    std::fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
+    let _ = rt.out(&["kill", &c.id, "KILL"]);
+    let _ = rt.out(&["delete", "--force", &c.id]);
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = victim.try_wait().unwrap().is_none();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    // SAFETY: kill(2) on the container's real init, which this test created.
+    unsafe { libc::kill(real as i32, libc::SIGKILL) };
+    assert!(
+        alive,
+        "the runtime signalled a process that reused the init's pid"
+    );
+}
