@@ -166,6 +166,15 @@ impl CreateArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let logger = log::Logger::new(cli.log.clone(), &cli.log_format, cli.debug);
+    // Commands that put processes in a container run from a sealed copy of
+    // this binary, so the container can never reach the host file
+    // (berth_runtime::selfexe, CVE-2019-5736).
+    if matches!(cli.cmd, Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_))
+        && let Err(e) = berth_runtime::selfexe::reexec_sealed()
+    {
+        logger.error(&e.to_string());
+        return ExitCode::from(1);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

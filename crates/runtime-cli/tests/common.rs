@@ -14,6 +14,8 @@ pub struct Rt {
     pub bin: PathBuf,
     pub root: tempfile::TempDir,
     pub name: &'static str,
+    /// Files the runtime needs kept alive (crun's wrapper, binary copies).
+    pub extra: Option<tempfile::TempDir>,
 }
 
 impl Rt {
@@ -26,6 +28,7 @@ impl Rt {
             bin: env!("CARGO_BIN_EXE_berth-runtime").into(),
             root: tempfile::tempdir().unwrap(),
             name: "berth",
+            extra: None,
         })
     }
 
@@ -39,7 +42,56 @@ impl Rt {
             bin: "/usr/sbin/runc".into(),
             root: tempfile::tempdir().unwrap(),
             name: "runc",
+            extra: None,
         })
+    }
+
+    /// crun as a second oracle. crun 1.8 refuses this host's hybrid cgroup
+    /// layout, so it runs in a private mount namespace where the empty
+    /// cgroup2 at /sys/fs/cgroup/unified is unmounted.
+    pub fn crun() -> Option<Rt> {
+        if !berth_testutil::is_root() || !Path::new("/usr/bin/crun").exists() {
+            eprintln!("skipped: needs root and crun");
+            return None;
+        }
+        let extra = tempfile::tempdir().unwrap();
+        let bin = extra.path().join("crun");
+        write_crun_wrapper(&bin, Path::new("/usr/bin/crun"));
+        Some(Rt {
+            bin,
+            root: tempfile::tempdir().unwrap(),
+            name: "crun",
+            extra: Some(extra),
+        })
+    }
+
+    /// The same runtime, run from a private copy of its binary (for attacks
+    /// that try to overwrite the runtime). Returns the runtime and the copy.
+    pub fn with_copied_binary(self) -> (Rt, PathBuf) {
+        let extra = tempfile::tempdir().unwrap();
+        let real = if self.name == "crun" {
+            PathBuf::from("/usr/bin/crun")
+        } else {
+            self.bin.clone()
+        };
+        let copy = extra.path().join(format!("{}-copy", self.name));
+        std::fs::copy(&real, &copy).unwrap();
+        let bin = if self.name == "crun" {
+            let w = extra.path().join("crun-wrapper");
+            write_crun_wrapper(&w, &copy);
+            w
+        } else {
+            copy.clone()
+        };
+        (
+            Rt {
+                bin,
+                root: self.root,
+                name: self.name,
+                extra: Some(extra),
+            },
+            copy,
+        )
     }
 
     pub fn is_berth(&self) -> bool {
@@ -93,6 +145,16 @@ impl Rt {
     }
 }
 
+fn write_crun_wrapper(path: &Path, crun: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = format!(
+        "#!/bin/sh\nexec unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\"' {} \"$@\"\n",
+        crun.display()
+    );
+    std::fs::write(path, script).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// The default config with a non-terminal process running `args`.
 pub fn config(args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_berth-runtime"))
@@ -130,6 +192,12 @@ pub struct Ctr<'a> {
 impl<'a> Ctr<'a> {
     pub fn new(rt: &'a Rt, config: &Value) -> Ctr<'a> {
         let bundle = Bundle::new().unwrap();
+        let mut config = config.clone();
+        if rt.name == "crun" {
+            // crun 1.8 knows spec versions up to 1.0.x only.
+            config["ociVersion"] = serde_json::json!("1.0.2");
+        }
+        let config = &config;
         std::fs::write(
             bundle.path().join("config.json"),
             serde_json::to_vec_pretty(config).unwrap(),

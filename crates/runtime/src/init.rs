@@ -287,6 +287,9 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
             .and_then(|l| l.namespaces().as_ref())
             .is_some_and(|n| n.iter().any(|n| n.typ() == t && n.path().is_none()))
     };
+    if new_ns(LinuxNamespaceType::Network) {
+        crate::namespaces::loopback_up().step("bringing up the loopback interface")?;
+    }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let ctx = rootfs::Context {
         bundle: &a.bundle.dir,

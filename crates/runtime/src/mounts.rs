@@ -265,6 +265,23 @@ pub fn clone_tree(source: &Path, recursive: bool) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// A detached copy of the mount `fd` refers to, reached through the fd
+/// itself (`AT_EMPTY_PATH`), never through a path the container could
+/// have replaced.
+pub fn clone_fd(fd: BorrowedFd<'_>, what: &str) -> Result<OwnedFd> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
+    // SAFETY: plain syscall with an fd and an empty C string.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    if r < 0 {
+        return Err(sys_err(format!("cloning the mount of {what}"))(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the kernel returned a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
 /// mount_setattr(2) on a mount fd.
 pub fn set_attr(
     mnt: BorrowedFd<'_>,

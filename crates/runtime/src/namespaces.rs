@@ -247,6 +247,42 @@ fn write_map_single_or_helper(
     Ok(())
 }
 
+/// Brings up the loopback interface of a new network namespace, as runc
+/// and crun do: a container's servers bound to 127.0.0.1 must be reachable
+/// from inside it (netdevice(7), SIOCSIFFLAGS).
+pub fn loopback_up() -> Result<()> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "socket for configuring lo".into())?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: SIOCGIFFLAGS fills ifr_flags of the ifreq we own.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(Error::Sys {
+            what: "reading the flags of lo".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: the union member written by SIOCGIFFLAGS above.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(Error::Sys {
+            what: "bringing lo up".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -506,6 +506,8 @@ pub fn finalize(spec: &Spec, null_tree: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
 fn mask(root: BorrowedFd<'_>, p: &Path, null_tree: BorrowedFd<'_>) -> Result<()> {
     let fd = match paths::open_in_root(root, p) {
         Ok(fd) => fd,
@@ -517,7 +519,8 @@ fn mask(root: BorrowedFd<'_>, p: &Path, null_tree: BorrowedFd<'_>) -> Result<()>
             });
         }
     };
-    if paths::is_dir(fd.as_fd()).ctx(|| format!("stat {}", p.display()))? {
+    let dir = paths::is_dir(fd.as_fd()).ctx(|| format!("stat {}", p.display()))?;
+    if dir {
         mounts::mount_fs(
             "tmpfs",
             &fd,
@@ -525,11 +528,61 @@ fn mask(root: BorrowedFd<'_>, p: &Path, null_tree: BorrowedFd<'_>) -> Result<()>
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             Some("size=0,nr_inodes=1"),
             p,
-        )
+        )?;
     } else {
-        let copy = mounts::clone_tree(Path::new(&paths::fd_path(&null_tree)), false)?;
-        mounts::attach(copy.as_fd(), fd.as_fd(), &p.display().to_string())
+        let what = p.display().to_string();
+        let copy = mounts::clone_fd(null_tree, &what)?;
+        mounts::attach(copy.as_fd(), fd.as_fd(), &what)?;
     }
+    verify_masked(root, p, dir, null_tree)
+}
+
+/// Reopens a masked path and checks that what now sits there is what the
+/// runtime put there: the host's /dev/null (same device and inode as the
+/// handle taken before pivot_root) or an empty read-only tmpfs. An image
+/// cannot substitute its own file by planting symlinks or fake /proc
+/// entries.
+fn verify_masked(
+    root: BorrowedFd<'_>,
+    p: &Path,
+    dir: bool,
+    null_tree: BorrowedFd<'_>,
+) -> Result<()> {
+    let bad = |why: String| Error::Other(format!("masking {}: {why}", p.display()));
+    let now = paths::open_in_root(root, p).ctx(|| format!("reopening masked {}", p.display()))?;
+    let st = nix::sys::stat::fstat(&now).ctx(|| format!("stat masked {}", p.display()))?;
+    if dir {
+        let fs = nix::sys::statfs::fstatfs(&now).ctx(|| format!("statfs {}", p.display()))?;
+        if fs.filesystem_type().0 as i64 != TMPFS_MAGIC {
+            return Err(bad("not covered by a tmpfs".into()));
+        }
+        // Through the O_PATH handle itself, not /proc/self/fd.
+        let d = nix::fcntl::openat(
+            now.as_fd(),
+            c".",
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("opening {}", p.display()))?;
+        let entries = nix::dir::Dir::from_fd(d)
+            .ctx(|| format!("listing {}", p.display()))?
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name() != c"." && e.file_name() != c"..")
+            .count();
+        if entries != 0 {
+            return Err(bad(format!("the tmpfs holds {entries} entries")));
+        }
+        return Ok(());
+    }
+    let null = nix::sys::stat::fstat(null_tree).ctx(|| "stat the host's /dev/null".into())?;
+    let is_chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_chr || (st.st_dev, st.st_ino, st.st_rdev) != (null.st_dev, null.st_ino, null.st_rdev) {
+        return Err(bad("the file there is not the host's /dev/null".into()));
+    }
+    Ok(())
 }
 
 fn readonly(root: BorrowedFd<'_>, p: &Path) -> Result<()> {

