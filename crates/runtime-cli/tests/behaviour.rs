@@ -240,11 +240,13 @@ both!(kill_by_name_and_number, |rt: &Rt| {
     );
     c.create_ok();
     rt.ok(&["start", &c.id]);
-    rt.ok(&["kill", &c.id, "SIGUSR1"]);
+    // The shell may not have set its trap yet when the first signal
+    // arrives (then it is ignored): repeat until it exits.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while rt.status(&c.id) != "stopped" {
         assert!(std::time::Instant::now() < deadline, "never stopped");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let _ = rt.out(&["kill", &c.id, "SIGUSR1"]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     rt.ok(&["delete", &c.id]);
     let c = Ctr::new(rt, &config(&["sleep", "100"]));
