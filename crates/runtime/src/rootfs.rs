@@ -527,8 +527,30 @@ fn mask(root: BorrowedFd<'_>, p: &Path, null_tree: BorrowedFd<'_>) -> Result<()>
             p,
         )
     } else {
-        let copy = mounts::clone_tree(Path::new(&paths::fd_path(&null_tree)), false)?;
+        let copy = null_copy(root, null_tree)?;
         mounts::attach(copy.as_fd(), fd.as_fd(), &p.display().to_string())
+    }
+}
+
+/// A new mount of /dev/null to mask a file with: a clone of the host's
+/// (taken before pivot_root). Linux before 6.15 refuses to clone a detached
+/// mount (open_tree(2) fails with EINVAL); there the container's own
+/// /dev/null, which the runtime set up, is cloned instead, once checked to
+/// be the null device (char 1:3).
+fn null_copy(root: BorrowedFd<'_>, null_tree: BorrowedFd<'_>) -> Result<OwnedFd> {
+    match mounts::clone_tree(Path::new(&paths::fd_path(&null_tree)), false) {
+        Err(Error::Sys { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+            let dev = paths::open_in_root(root, Path::new("/dev/null"))
+                .ctx(|| "opening the container's /dev/null to mask paths with".into())?;
+            let st = nix::sys::stat::fstat(dev.as_fd()).ctx(|| "stat /dev/null".into())?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+                return Err(Error::Other(
+                    "maskedPaths: this kernel cannot clone the host's /dev/null (Linux < 6.15) and the container's /dev/null is not the null device".into(),
+                ));
+            }
+            mounts::clone_tree(Path::new(&paths::fd_path(&dev)), false)
+        }
+        r => r,
     }
 }
 
