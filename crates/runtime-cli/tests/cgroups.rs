@@ -541,6 +541,72 @@ fn exec_joins_the_cgroup() {
     delete_and_check(&c, &cg);
 }
 
+/// Every leaf of a JSON document: path → value (list elements under [i]).
+fn leaves(v: &Value, path: String, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                leaves(x, format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            leaves(&a[0], format!("{path}[]"), out);
+        }
+        _ => out.push((path, v.clone())),
+    }
+}
+
+fn is_set(v: &Value) -> bool {
+    !(v.is_null() || *v == json!(0) || *v == json!([]) || *v == json!({}))
+}
+
+/// `events --stats` has runc's shape: the same sections, and every field
+/// runc fills in is there (fields runc omits when zero may differ).
+#[test]
+fn stats_document_matches_runcs() {
+    let (Some(b), Some(r)) = (Rt::berth(), Rt::runc()) else {
+        return;
+    };
+    let script = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; sleep 1000";
+    let mut res = json!({"memory": {"limit": 134217728}, "pids": {"limit": 40}, "cpu": {"quota": 50000, "period": 100000}});
+    if has_controller("cpuset") {
+        res["cpu"]["cpus"] = json!("0");
+    }
+    let (cb, gb) = ctr(&b, script, res.clone());
+    let (cr, gr) = ctr(&r, script, res);
+    start(&cb);
+    start(&cr);
+    std::thread::sleep(Duration::from_millis(1500));
+    let docs: Vec<Value> = [(&b, &cb), (&r, &cr)]
+        .iter()
+        .map(|(rt, c)| serde_json::from_str(rt.ok(&["events", "--stats", &c.id]).trim()).unwrap())
+        .collect();
+    let keys = |d: &Value| {
+        d["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&docs[0]), keys(&docs[1]), "sections differ");
+    let (mut lb, mut lr) = (vec![], vec![]);
+    leaves(&docs[0], String::new(), &mut lb);
+    leaves(&docs[1], String::new(), &mut lr);
+    let berth_paths: std::collections::BTreeSet<&String> = lb.iter().map(|(p, _)| p).collect();
+    for (path, value) in &lr {
+        if is_set(value) && !path.starts_with(".data.memory.raw.") {
+            assert!(
+                berth_paths.contains(path),
+                "runc reports {path} = {value}, berth does not:\n{}",
+                docs[0]
+            );
+        }
+    }
+    delete_and_check(&cb, &gb);
+    delete_and_check(&cr, &gr);
+}
+
 #[test]
 fn features_report_cgroup_support() {
     let out = Command::new(env!("CARGO_BIN_EXE_berth-runtime"))
