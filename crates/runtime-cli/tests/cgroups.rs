@@ -607,6 +607,76 @@ fn stats_document_matches_runcs() {
     delete_and_check(&cr, &gr);
 }
 
+/// The `events` stream prints a stats line every interval and ends, saying
+/// why, when the container is deleted (runc would keep running).
+#[test]
+fn events_stream_ends_when_the_container_is_deleted() {
+    let Some(rt) = Rt::berth() else { return };
+    let (c, cg) = ctr(&rt, "sleep 1000", json!({"pids": {"limit": 10}}));
+    start(&c);
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let mut events = rt
+        .cmd(&["events", "--interval", "200ms", &c.id])
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(10, "two stats lines", || {
+        std::fs::read_to_string(out.path())
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["type"] == "stats" && v["data"]["pids"]["limit"] == 10
+            })
+            .count()
+            >= 2
+    });
+    delete_and_check(&c, &cg);
+    let mut status = None;
+    wait_for(10, "events to exit", || {
+        status = events.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(!status.unwrap().success());
+    let text = std::fs::read_to_string(err.path()).unwrap();
+    assert!(text.contains("deleted"), "{text}");
+}
+
+/// Rootless (here: uid 65534 via setpriv) without a delegated cgroup:
+/// asking for limits is refused up front, naming linux.resources, and
+/// leaves no state.
+#[test]
+fn rootless_limits_without_a_delegated_cgroup_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(rt) = Rt::berth() else { return };
+    if !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: setpriv missing");
+        return;
+    }
+    let (c, cg) = ctr(&rt, "true", json!({"pids": {"limit": 5}}));
+    for p in [c.path(), rt.root.path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let o = Command::new("/usr/bin/setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&rt.bin)
+        .arg("--root")
+        .arg(rt.root.path())
+        .args(["create", "--bundle", c.path().to_str().unwrap(), &c.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "rootless create with limits succeeded");
+    assert!(
+        err.contains("linux.resources") && err.contains("rootless"),
+        "{err}"
+    );
+    assert_nothing_left(&c, &cg);
+}
+
 #[test]
 fn features_report_cgroup_support() {
     let out = Command::new(env!("CARGO_BIN_EXE_berth-runtime"))
