@@ -469,6 +469,33 @@ both!(unified_keys_are_checked, |rt: &Rt| {
     }
 });
 
+/// Fields this host's hierarchy cannot apply, and malformed keys, are
+/// refused naming the field (berth; runc 1.1 silently skips controllers
+/// it does not find mounted).
+#[test]
+fn unsupported_and_malformed_fields_are_refused() {
+    let Some(rt) = Rt::berth() else { return };
+    let mut cases = vec![(json!({"unified": {"memoryhigh": "1"}}), "memoryhigh")];
+    match version() {
+        CgroupVersion::V1 => {
+            cases.push((json!({"unified": {"pids.max": "5"}}), "unified"));
+            if !has_controller("hugetlb") {
+                cases.push((
+                    json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}),
+                    "hugetlb",
+                ));
+            }
+        }
+        CgroupVersion::V2 => {
+            cases.push((json!({"memory": {"swappiness": 10}}), "memory.swappiness"));
+            cases.push((json!({"network": {"classID": 5}}), "network"));
+        }
+    }
+    for (res, field) in cases {
+        assert_create_refused(&rt, res, field);
+    }
+}
+
 both!(limit_below_usage_is_refused, |rt: &Rt| {
     let (c, cg) = ctr(
         rt,
