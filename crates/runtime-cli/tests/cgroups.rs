@@ -221,15 +221,18 @@ both!(cpu_quota_limits_a_busy_loop, |rt: &Rt| {
         "{}: the loop got {share:.2} of a CPU",
         rt.name
     );
+    // The lower bound is loose: the host's CPUs may be busy with others.
     assert!(
-        share > 0.05,
+        share > 0.02,
         "{}: the loop did not run ({share:.2})",
         rt.name
     );
-    let throttled = stats(rt, &c.id)["cpu"]["throttling"]["throttledPeriods"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(throttled > 0, "{}: no throttled periods", rt.name);
+    wait_for(10, "throttled periods", || {
+        stats(rt, &c.id)["cpu"]["throttling"]["throttledPeriods"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
     delete_and_check(&c, &cg);
 });
 
@@ -311,14 +314,10 @@ both!(pause_stops_progress_and_resume_restarts_it, |rt: &Rt| {
     assert!(!rt.out(&["pause", &c.id]).status.success());
     rt.ok(&["resume", &c.id]);
     assert_eq!(rt.status(&c.id), "running");
-    std::thread::sleep(Duration::from_millis(700));
-    let d = cpu_ns(rt, &c.id);
-    assert!(
-        d - b > 200_000_000,
-        "{}: resumed loop ran only {} ns",
-        rt.name,
-        d - b
-    );
+    // Progress again (generous bound: the host's CPUs may be busy).
+    wait_for(10, "the resumed loop to run 200 ms", || {
+        cpu_ns(rt, &c.id) - b > 200_000_000
+    });
     assert!(!rt.out(&["resume", &c.id]).status.success());
     delete_and_check(&c, &cg);
 });
