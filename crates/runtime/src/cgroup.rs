@@ -210,12 +210,21 @@ fn require_manager(st: &State, op: &str) -> Result<Manager> {
     })
 }
 
-/// Puts an `exec`'d process into the container's cgroup (before it runs
-/// anything: its children inherit the cgroup).
+/// v2: the cgroup's directory fd, so the `exec` child is cloned straight
+/// into it (CLONE_INTO_CGROUP); None on v1 or without a cgroup.
+pub fn exec_clone_fd(st: &State) -> Result<Option<OwnedFd>> {
+    match manager(st)? {
+        Some(m) => m.clone_into_fd().map_err(cg_err),
+        None => Ok(None),
+    }
+}
+
+/// v1: puts an `exec`'d process into the container's cgroups before it
+/// runs anything (its children inherit them). On v2 it was cloned there.
 pub fn add_exec(st: &State, pid: i32) -> Result<()> {
     match manager(st)? {
-        Some(m) => m.add_pid(pid).map_err(cg_err),
-        None => Ok(()),
+        Some(m) if m.version() == CgroupVersion::V1 => m.add_pid(pid).map_err(cg_err),
+        _ => Ok(()),
     }
 }
 
