@@ -574,6 +574,12 @@ impl Manager {
         if let Some(t) = opt(acct, "cpuacct.usage_percpu") {
             s.cpu.usage.percpu = stats::parse_percpu(&t);
         }
+        if let Some(t) = opt(acct, "cpuacct.usage_percpu_sys") {
+            s.cpu.usage.percpu_kernel = stats::parse_percpu(&t);
+        }
+        if let Some(t) = opt(acct, "cpuacct.usage_percpu_user") {
+            s.cpu.usage.percpu_user = stats::parse_percpu(&t);
+        }
         if let Some(t) = opt(acct, "cpuacct.stat") {
             (s.cpu.usage.user, s.cpu.usage.kernel) = stats::parse_cpuacct_stat(&t);
         }
@@ -601,14 +607,12 @@ impl Manager {
             s.memory.kernel_tcp = entry("memory.kmem.tcp");
             if let Some(t) = opt(mem, "memory.stat") {
                 s.memory.raw = fsutil::parse_flat_keyed(&t);
-                s.memory.cache = s
-                    .memory
-                    .raw
-                    .get("total_cache")
-                    .or(s.memory.raw.get("cache"))
-                    .copied()
-                    .unwrap_or(0);
+                // runc reports the cgroup's own `cache`, not total_cache.
+                s.memory.cache = s.memory.raw.get("cache").copied().unwrap_or(0);
             }
+        }
+        if let Some(dir) = self.dir_of("cpuset") {
+            s.cpuset = stats::cpuset_v1(|f| std::fs::read_to_string(dir.join(f)).ok());
         }
         let pids = self.dir_of("pids");
         if let Some(t) = opt(pids, "pids.current") {

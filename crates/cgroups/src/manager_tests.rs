@@ -341,7 +341,7 @@ fn v1_stats_and_oom_count_from_files() {
     assert_eq!(s.cpu.throttling.throttled_periods, 2);
     assert_eq!(s.memory.usage.usage, 4096);
     assert_eq!(s.memory.usage.max, 8192);
-    assert_eq!(s.memory.cache, 200);
+    assert_eq!(s.memory.cache, 100);
     assert_eq!(s.pids.current, 2);
     assert_eq!(s.pids.limit, 0, "max → 0 as runc");
     assert_eq!(m.oom_kill_count().unwrap(), 3);

@@ -18,6 +18,12 @@ pub struct CpuUsage {
     pub total: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub percpu: Vec<u64>,
+    /// v1 only (cpuacct.usage_percpu_sys), as runc.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub percpu_kernel: Vec<u64>,
+    /// v1 only (cpuacct.usage_percpu_user), as runc.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub percpu_user: Vec<u64>,
     pub kernel: u64,
     pub user: u64,
 }
@@ -108,11 +114,38 @@ pub struct Hugetlb {
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Stats {
     pub cpu: Cpu,
+    pub cpuset: CpuSet,
     pub memory: Memory,
     pub pids: Pids,
     pub blkio: Blkio,
     pub hugetlb: BTreeMap<String, Hugetlb>,
+    /// Always `{}`: berth has no Intel RDT support (runc prints it so).
+    pub intel_rdt: IntelRdt,
+    /// Always `null`: runc fills it only for a container's own network
+    /// namespace statistics, which a cgroup does not know.
+    pub network_interfaces: Option<Vec<serde_json::Value>>,
 }
+
+/// runc's `cpuset` section (v1 cpuset files; v2 leaves it zero, as runc).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CpuSet {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
+    pub cpu_exclusive: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mems: Vec<u32>,
+    pub mem_hardwall: u64,
+    pub mem_exclusive: u64,
+    pub memory_migrate: u64,
+    pub memory_spread_page: u64,
+    pub memory_spread_slab: u64,
+    pub memory_pressure: u64,
+    pub sched_load_balance: u64,
+    pub sched_relax_domain_level: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct IntelRdt {}
 
 /// One line of `runc events`: `{"type":"stats","id":..,"data":{..}}` for
 /// `--stats` and each interval, `{"type":"oom","id":..}` for an OOM kill.
@@ -140,6 +173,37 @@ impl Event {
             id: id.into(),
             data: None,
         }
+    }
+}
+
+/// runc's cpuset section from the v1 cpuset files (`read(name)` gives a
+/// file's text; missing files leave their field zero).
+pub fn cpuset_v1(read: impl Fn(&str) -> Option<String>) -> CpuSet {
+    let list = |f: &str| {
+        read(f)
+            .and_then(|t| crate::convert::parse_cpu_list(t.trim()).ok())
+            .map(|set| set.into_iter().collect())
+            .unwrap_or_default()
+    };
+    let n = |f: &str| {
+        read(&format!("cpuset.{f}"))
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    CpuSet {
+        cpus: list("cpuset.cpus"),
+        cpu_exclusive: n("cpu_exclusive"),
+        mems: list("cpuset.mems"),
+        mem_hardwall: n("mem_hardwall"),
+        mem_exclusive: n("mem_exclusive"),
+        memory_migrate: n("memory_migrate"),
+        memory_spread_page: n("memory_spread_page"),
+        memory_spread_slab: n("memory_spread_slab"),
+        memory_pressure: n("memory_pressure"),
+        sched_load_balance: n("sched_load_balance"),
+        sched_relax_domain_level: read("cpuset.sched_relax_domain_level")
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0),
     }
 }
 
@@ -174,9 +238,9 @@ pub fn parse_cpu_stat_v2(text: &str) -> CpuUsage {
     let g = |k: &str| m.get(k).copied().unwrap_or(0) * 1000;
     CpuUsage {
         total: g("usage_usec"),
-        percpu: Vec::new(),
         kernel: g("system_usec"),
         user: g("user_usec"),
+        ..CpuUsage::default()
     }
 }
 
@@ -250,6 +314,50 @@ pub fn parse_percpu(text: &str) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpuset_section() {
+        let files: BTreeMap<&str, &str> = [
+            ("cpuset.cpus", "0-2,5\n"),
+            ("cpuset.mems", "0\n"),
+            ("cpuset.sched_load_balance", "1\n"),
+            ("cpuset.sched_relax_domain_level", "-1\n"),
+        ]
+        .into();
+        let c = cpuset_v1(|f| files.get(f).map(|s| s.to_string()));
+        assert_eq!(c.cpus, [0, 1, 2, 5]);
+        assert_eq!(c.mems, [0]);
+        assert_eq!((c.sched_load_balance, c.sched_relax_domain_level), (1, -1));
+        assert_eq!(c.cpu_exclusive, 0);
+    }
+
+    /// The top-level keys, in runc 1.1's order (types/events.go).
+    #[test]
+    fn stats_document_shape() {
+        // Serialised straight from the structs: field order is kept.
+        let text = serde_json::to_string(&Event::stats("x", Stats::default())).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = [
+            "cpu",
+            "cpuset",
+            "memory",
+            "pids",
+            "blkio",
+            "hugetlb",
+            "intel_rdt",
+            "network_interfaces",
+        ]
+        .into();
+        let mut last = 0;
+        for k in keys {
+            let at = text.find(&format!("\"{k}\":")).expect(k);
+            assert!(at >= last, "{k} out of order in {text}");
+            last = at;
+        }
+        assert_eq!(v["data"]["intel_rdt"], serde_json::json!({}));
+        assert!(v["data"]["network_interfaces"].is_null());
+        assert_eq!(v["data"]["cpuset"]["sched_relax_domain_level"], 0);
+    }
 
     #[test]
     fn cpu_parsers() {

@@ -1,6 +1,7 @@
 //! `berth-runtime`: a runc-compatible command line over the berth runtime
 //! library. Argument parsing and output formatting only.
 
+mod cgroups_cmds;
 mod foreground;
 mod log;
 mod spec;
@@ -97,6 +98,14 @@ enum Cmd {
     },
     /// Print the OCI features JSON of this runtime.
     Features,
+    /// Suspend every process of a container (freeze its cgroup).
+    Pause { id: String },
+    /// Resume a paused container.
+    Resume { id: String },
+    /// Change a running container's resource limits.
+    Update(cgroups_cmds::UpdateArgs),
+    /// Stream a container's events (OOM kills, periodic stats) as JSON lines.
+    Events(cgroups_cmds::EventsArgs),
 }
 
 #[derive(clap::Args)]
@@ -230,6 +239,10 @@ fn run(cli: Cli) -> Result<u8> {
             id,
             ps_args,
         } => ps(&rt, &id, &format, &ps_args).map(|_| 0),
+        Cmd::Pause { id } => rt.pause(&id).map(|_| 0).map_err(Into::into),
+        Cmd::Resume { id } => rt.resume(&id).map(|_| 0).map_err(Into::into),
+        Cmd::Update(a) => cgroups_cmds::update(&rt, &a).map(|_| 0),
+        Cmd::Events(a) => cgroups_cmds::events(&rt, &a).map(|_| 0),
         Cmd::Features => {
             println!("{}", serde_json::to_string_pretty(&spec::features())?);
             Ok(0)

@@ -80,11 +80,11 @@ impl Runtime {
         if !state::init_alive(s) {
             return Status::Stopped;
         }
-        if dir.fifo().exists() {
-            return Status::Created;
-        }
         if crate::cgroup::is_paused(s) {
             return Status::Paused;
+        }
+        if dir.fifo().exists() {
+            return Status::Created;
         }
         Status::Running
     }
@@ -244,6 +244,7 @@ impl Runtime {
         }
         guard.disarm();
         drop(guard);
+        cgroup.keep();
         let pidfd = match init_pidfd {
             Some(fd) => fd,
             None => child_pidfd,
@@ -305,12 +306,7 @@ impl Runtime {
             });
         }
         if all {
-            for pid in crate::cgroup::pids(&st)? {
-                if let Ok(fd) = sys::pidfd_open(pid) {
-                    let _ = sys::pidfd_send_signal(fd.as_fd(), signal);
-                }
-            }
-            return Ok(());
+            return crate::cgroup::signal_all(&st, signal);
         }
         let fd = open_init(&st)?.ok_or_else(|| Error::WrongState {
             op: "kill",

@@ -167,8 +167,10 @@ impl Runtime {
             .transpose()?;
         let nss = container_namespaces(st.pid, &st.config)?;
         let (parent_ch, child_ch) = channel::pair()?;
+        let cgroup_fd = crate::cgroup::exec_clone_fd(&st)?;
         // SAFETY: berth-runtime is single-threaded here.
-        let forked = unsafe { sys::clone3(0, None) }.ctx(|| "clone3 for exec".into())?;
+        let forked = unsafe { sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_fd())) }
+            .ctx(|| "clone3 for exec".into())?;
         let (child_pid, _child_pidfd) = match forked {
             sys::Forked::Child => {
                 drop(parent_ch);

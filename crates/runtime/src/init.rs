@@ -381,9 +381,12 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
     );
     let args = process.args().clone().unwrap_or_default();
     let exe = process::find_executable(&args[0], &env, cwd).step("finding the executable")?;
+    // Cleared before reporting ready: the creator exits once it hears it,
+    // and would take the init with it. Were the creator already gone, the
+    // send fails and the init exits.
+    prctl_pdeathsig(0).step("clearing the parent death signal")?;
     ch.send(&ToParent::Ready).step("reporting ready")?;
     READY.store(true, std::sync::atomic::Ordering::Relaxed);
-    prctl_pdeathsig(0).step("clearing the parent death signal")?;
     // Wait for `start` while still root: the FIFO is reopened through
     // /proc/self/fd, which a non-dumpable process can only use as root.
     wait_for_start(&proc_fd, &fifo).step("waiting for start")?;

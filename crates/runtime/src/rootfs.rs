@@ -531,8 +531,9 @@ fn mask(root: BorrowedFd<'_>, p: &Path, null_tree: BorrowedFd<'_>) -> Result<()>
         )?;
     } else {
         let what = p.display().to_string();
-        let copy = mounts::clone_fd(null_tree, &what)?;
+        let (copy, source) = null_copy(root, null_tree, &what)?;
         mounts::attach(copy.as_fd(), fd.as_fd(), &what)?;
+        return verify_masked(root, p, false, source.as_fd());
     }
     verify_masked(root, p, dir, null_tree)
 }
@@ -583,6 +584,38 @@ fn verify_masked(
         return Err(bad("the file there is not the host's /dev/null".into()));
     }
     Ok(())
+}
+
+/// A new mount of /dev/null to mask a file with, and the file it was cloned
+/// from (what the masked path must then be). Normally a clone of the host's
+/// /dev/null taken before pivot_root. Linux before 6.15 refuses to clone a
+/// detached mount (open_tree(2) fails with EINVAL); there the container's
+/// own /dev/null, which the runtime set up, is cloned instead, once checked
+/// to be the null device (char 1:3).
+fn null_copy(
+    root: BorrowedFd<'_>,
+    null_tree: BorrowedFd<'_>,
+    what: &str,
+) -> Result<(OwnedFd, OwnedFd)> {
+    let host = null_tree
+        .try_clone_to_owned()
+        .ctx(|| "duplicating the /dev/null handle".into())?;
+    match mounts::clone_fd(null_tree, what) {
+        Ok(copy) => Ok((copy, host)),
+        Err(Error::Sys { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+            let dev = paths::open_in_root(root, Path::new("/dev/null"))
+                .ctx(|| "opening the container's /dev/null to mask paths with".into())?;
+            let st = nix::sys::stat::fstat(dev.as_fd()).ctx(|| "stat /dev/null".into())?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+                return Err(Error::Other(
+                    "maskedPaths: this kernel cannot clone the host's /dev/null (Linux < 6.15) and the container's /dev/null is not the null device".into(),
+                ));
+            }
+            let copy = mounts::clone_fd(dev.as_fd(), what)?;
+            Ok((copy, dev))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn readonly(root: BorrowedFd<'_>, p: &Path) -> Result<()> {
