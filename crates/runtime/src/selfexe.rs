@@ -7,10 +7,17 @@
 //! handle and, once the process exits, reopens it for writing and replaces
 //! the host's runtime binary.
 //!
-//! As runc and crun do, the runtime re-executes itself from a sealed memfd
-//! copy before it does anything with a container: `/proc/PID/exe` of every
-//! runtime process is then the memfd, which cannot be written
-//! (`F_SEAL_WRITE`, memfd_create(2)), and the host file is never reachable.
+//! As runc and crun do, the runtime re-executes itself from a copy that
+//! cannot be written before it does anything with a container, so
+//! `/proc/PID/exe` of every runtime process never reaches the host file.
+//!
+//! The copy costs nothing when we are privileged: the binary is opened
+//! through a read-only overlayfs mount of its own directory (no upper layer,
+//! so every write fails with EROFS) that is created with the new mount API
+//! and never attached anywhere (fsopen(2), fsmount(2)); runc 1.2 does the
+//! same. Copying the whole binary into a sealed memfd (`F_SEAL_WRITE`,
+//! memfd_create(2)) takes several milliseconds and is only the fallback,
+//! e.g. for rootless use.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -35,9 +42,129 @@ fn is_sealed(fd: &impl AsRawFd) -> bool {
     seals >= 0 && seals & SEALS == SEALS
 }
 
-/// True when this process already runs from a sealed copy.
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// Whether `fd` is a file on a read-only overlayfs mount.
+fn on_readonly_overlay(fd: &impl AsRawFd) -> bool {
+    // SAFETY: borrowing an fd we own for the duration of the call.
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd.as_raw_fd()) };
+    let overlay =
+        nix::sys::statfs::fstatfs(b).is_ok_and(|s| s.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC);
+    overlay
+        && nix::sys::statvfs::fstatvfs(b)
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+/// True when this process already runs from a copy that cannot be written.
 pub fn running_sealed() -> bool {
-    std::fs::File::open("/proc/self/exe").is_ok_and(|f| is_sealed(&f))
+    std::fs::File::open("/proc/self/exe").is_ok_and(|f| is_sealed(&f) || on_readonly_overlay(&f))
+}
+
+fn fs_call(ret: libc::c_long, what: &str) -> Result<libc::c_long> {
+    if ret < 0 { Err(sys_err(what)) } else { Ok(ret) }
+}
+
+/// An O_PATH fd of this binary through a detached, read-only overlayfs
+/// mount of its directory. Overlayfs without an upper layer needs two lower
+/// layers: the second is an empty detached tmpfs.
+pub fn readonly_overlay_copy() -> Result<OwnedFd> {
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| Error::Sys {
+        what: "sealed runtime copy: reading /proc/self/exe".into(),
+        source: e,
+    })?;
+    let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
+        return Err(Error::Other(format!(
+            "sealed runtime copy: odd binary path {}",
+            exe.display()
+        )));
+    };
+    let dir_s = dir.to_string_lossy();
+    if dir_s.contains([':', ',', '\\']) || !exe.is_absolute() {
+        return Err(Error::Other(format!(
+            "sealed runtime copy: {} cannot be an overlay layer",
+            dir.display()
+        )));
+    }
+    let empty = detached_mount(c"tmpfs", &[(c"mode", c"0555"), (c"size", c"4k")])?;
+    let lower = CString::new(format!("{dir_s}:/proc/self/fd/{}", empty.as_raw_fd()))
+        .map_err(|_| Error::Other("sealed runtime copy: NUL in path".into()))?;
+    let mnt = detached_mount(c"overlay", &[(c"lowerdir", lower.as_c_str())])?;
+    let name = CString::new(name.as_encoded_bytes()).expect("file names have no NUL");
+    let fd = nix::fcntl::openat(
+        &mnt,
+        name.as_c_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::Sys {
+        what: "sealed runtime copy: opening the binary on the overlay".into(),
+        source: e.into(),
+    })?;
+    Ok(fd)
+}
+
+/// fsopen + fsconfig + fsmount: a read-only mount that is never attached.
+fn detached_mount(
+    fstype: &std::ffi::CStr,
+    opts: &[(&std::ffi::CStr, &std::ffi::CStr)],
+) -> Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_RDONLY: libc::c_uint = 1;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 4;
+    // SAFETY: fsopen with a C string; the result is checked and owned.
+    let fs = fs_call(
+        unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) },
+        "fsopen",
+    )?;
+    // SAFETY: fs is a new fd we own.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
+    for (k, v) in opts {
+        fs_call(
+            // SAFETY: fsconfig with C strings on our fs context fd.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_fsconfig,
+                    fs.as_raw_fd(),
+                    FSCONFIG_SET_STRING,
+                    k.as_ptr(),
+                    v.as_ptr(),
+                    0,
+                )
+            },
+            "fsconfig",
+        )?;
+    }
+    fs_call(
+        // SAFETY: fsconfig(FSCONFIG_CMD_CREATE) with null key/value.
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_char>(),
+                0,
+            )
+        },
+        "fsconfig create",
+    )?;
+    // SAFETY: fsmount on our fs context fd.
+    let m = fs_call(
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                fs.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
+            )
+        },
+        "fsmount",
+    )?;
+    // SAFETY: a new mount fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as i32) })
 }
 
 /// A sealed memfd holding a copy of this process's binary.
@@ -77,7 +204,10 @@ pub fn reexec_sealed() -> Result<()> {
     if running_sealed() {
         return Ok(());
     }
-    let fd = sealed_copy()?;
+    let fd = match readonly_overlay_copy() {
+        Ok(fd) => fd,
+        Err(_) => sealed_copy()?,
+    };
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.into_encoded_bytes()))
         .collect::<std::result::Result<_, _>>()
@@ -91,7 +221,8 @@ pub fn reexec_sealed() -> Result<()> {
         })
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| Error::Other("an environment variable contains NUL".into()))?;
-    let e = nix::unistd::fexecve(&fd, &args, &env).unwrap_err();
+    let e = nix::unistd::execveat(&fd, c"", &args, &env, nix::fcntl::AtFlags::AT_EMPTY_PATH)
+        .unwrap_err();
     Err(Error::Sys {
         what: "sealed runtime copy: fexecve".into(),
         source: e.into(),
@@ -115,5 +246,22 @@ mod tests {
             assert!(std::io::Write::write_all(&mut w, b"x").is_err());
         }
         assert!(!running_sealed(), "the test binary is a plain file");
+    }
+
+    #[test]
+    fn overlay_copy_is_read_only() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let fd = readonly_overlay_copy().unwrap();
+        assert!(on_readonly_overlay(&fd));
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+        let len = std::fs::metadata("/proc/self/exe").unwrap().len();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
     }
 }
