@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -1057,7 +1056,7 @@ fn attach(root: &Path, name: &str, stdin: bool) -> Result<u8> {
         );
     }
     let sock = e.paths.attach_socket(&c.id);
-    let mut s = UnixStream::connect(&sock).with_context(|| {
+    let mut s = berth_engine::io::connect_socket(&sock).with_context(|| {
         format!(
             "connecting to the monitor of {} at {}",
             c.name,

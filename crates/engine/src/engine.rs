@@ -437,11 +437,7 @@ impl Engine {
 
     /// Sets up networking; returns the spec's netns choice and the hosts
     /// files to bind into the container.
-    fn setup_network(
-        &mut self,
-        c: &Container,
-        hostname: &str,
-    ) -> Result<NetSetup> {
+    fn setup_network(&mut self, c: &Container, hostname: &str) -> Result<NetSetup> {
         let values: Vec<&str> = if c.config.network.is_empty() {
             vec![]
         } else {
@@ -648,7 +644,11 @@ impl Engine {
     /// interactive and stdout/stderr are pipes the caller copies.
     pub fn spawn(&mut self, id: &str, mode: IoMode) -> Result<Started> {
         let c = self.get(id)?;
-        if c.state.status.is_active() && procs::alive(c.state.monitor_pid, c.state.monitor_start) {
+        let mine = c.state.monitor_pid == std::process::id() as i32;
+        if c.state.status.is_active()
+            && !mine
+            && procs::alive(c.state.monitor_pid, c.state.monitor_start)
+        {
             return Err(Error::Conflict {
                 id: c.name,
                 message: "is already running".into(),
@@ -889,8 +889,14 @@ impl Engine {
             c.state.stopped_by_user,
         );
         if restart {
+            // Still this process's job: keep it recorded as the monitor so
+            // that a concurrent `ps` does not take the container for orphaned.
+            let me = std::process::id() as i32;
+            let my_start = procs::stat(me).map(|s| s.0).unwrap_or(0);
             self.db.update_state(id, |s| {
                 s.status = Status::Restarting;
+                s.monitor_pid = me;
+                s.monitor_start = my_start;
                 Ok(())
             })?;
             std::thread::sleep(Duration::from_millis(crate::model::restart_delay_ms(

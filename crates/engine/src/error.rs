@@ -74,7 +74,7 @@ pub fn db(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
 /// command: "not found" → 127, "permission denied"/"exec format" → 126.
 pub fn classify_exec_failure(id: &str, command: &str, err: berth_runtime::Error) -> Error {
     if let berth_runtime::Error::Init { step, message } = &err
-        && (step == "exec" || step == "finding the executable")
+        && (step.ends_with("exec") || step.ends_with("finding the executable"))
     {
         let m = message.to_ascii_lowercase();
         let code = if m.contains("no such file") || m.contains("not found") || m.contains("no such")

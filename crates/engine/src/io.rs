@@ -366,3 +366,29 @@ mod tests {
         assert_eq!(b, vec![1, 0]);
     }
 }
+
+/// A unix socket path is limited to 108 bytes (unix(7)); deep run dirs
+/// exceed it. Both sides go through `/proc/self/fd/N/NAME` of an open
+/// handle on the directory instead, which is always short.
+fn via_dir<T>(
+    path: &std::path::Path,
+    f: impl FnOnce(&std::path::Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("socket path has no directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("socket path has no name"))?;
+    let d = std::fs::File::open(dir)?;
+    let short = std::path::PathBuf::from(format!("/proc/self/fd/{}", d.as_raw_fd())).join(name);
+    f(&short)
+}
+
+pub fn bind_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
+    via_dir(path, |p| UnixListener::bind(p))
+}
+
+pub fn connect_socket(path: &std::path::Path) -> std::io::Result<UnixStream> {
+    via_dir(path, |p| UnixStream::connect(p))
+}

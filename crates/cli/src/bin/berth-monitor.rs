@@ -52,7 +52,7 @@ fn main() {
     .ok();
     let sock = Path::new(&a[12]);
     let _ = std::fs::remove_file(sock);
-    let listener = std::os::unix::net::UnixListener::bind(sock).ok();
+    let listener = berth_engine::io::bind_socket(sock).ok();
     let health_ms: u64 = a[14].parse().unwrap_or(0);
     let mut health_child: Option<std::process::Child> = None;
     let lp = Loop {
@@ -87,6 +87,16 @@ fn main() {
     let tmp = exit_file.with_extension("tmp");
     if std::fs::write(&tmp, code.to_string()).is_ok() {
         let _ = std::fs::rename(&tmp, exit_file);
+    }
+    // Errors of the hand-off go to monitor.log next to the json log.
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(Path::new(&a[9]).with_file_name("monitor.log"))
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto our own stderr.
+        unsafe { libc::dup2(f.as_raw_fd(), 2) };
     }
     let err = Command::new(berth)
         .args(["--root", root, "__monitor-exited", id, &code.to_string()])
