@@ -604,6 +604,7 @@ impl Engine {
             devices,
             netns,
             seccomp,
+            host_caps: crate::spec::host_bounding_set(),
         };
         let spec = crate::spec::build(&input)?;
         let cmd = crate::spec::process_args(&c.config, &img_cfg)

@@ -349,24 +349,6 @@ impl Loop {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_round_trip() {
-        let mut b = frame(FRAME_STDOUT, b"hi");
-        b.extend(frame(FRAME_EXIT, &7i32.to_be_bytes()));
-        b.extend_from_slice(&[1, 0]);
-        let f = parse_frames(&mut b);
-        assert_eq!(
-            f,
-            vec![(1, b"hi".to_vec()), (3, 7i32.to_be_bytes().to_vec())]
-        );
-        assert_eq!(b, vec![1, 0]);
-    }
-}
-
 /// A unix socket path is limited to 108 bytes (unix(7)); deep run dirs
 /// exceed it. Both sides go through `/proc/self/fd/N/NAME` of an open
 /// handle on the directory instead, which is always short.
@@ -391,4 +373,22 @@ pub fn bind_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
 
 pub fn connect_socket(path: &std::path::Path) -> std::io::Result<UnixStream> {
     via_dir(path, |p| UnixStream::connect(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let mut b = frame(FRAME_STDOUT, b"hi");
+        b.extend(frame(FRAME_EXIT, &7i32.to_be_bytes()));
+        b.extend_from_slice(&[1, 0]);
+        let f = parse_frames(&mut b);
+        assert_eq!(
+            f,
+            vec![(1, b"hi".to_vec()), (3, 7i32.to_be_bytes().to_vec())]
+        );
+        assert_eq!(b, vec![1, 0]);
+    }
 }

@@ -117,6 +117,21 @@ pub struct SpecInput<'a> {
     pub netns: Option<String>,
     /// A seccomp profile already in OCI form.
     pub seccomp: Option<Value>,
+    /// The caller's bounding set (bit n = capability n): capabilities
+    /// outside it cannot be granted, even to `--privileged`.
+    pub host_caps: u64,
+}
+
+/// The caller's capability bounding set (CapBnd in /proc/self/status).
+pub fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// The process args: Docker's rules for Entrypoint and Cmd.
@@ -320,7 +335,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
             "the working directory {cwd:?} is not absolute"
         )));
     }
-    let caps = capabilities(c)?;
+    let caps: Vec<String> = capabilities(c)?
+        .into_iter()
+        .filter(|cap| {
+            ALL_CAPS
+                .iter()
+                .position(|a| a == cap)
+                .is_none_or(|bit| input.host_caps & (1u64 << bit) != 0)
+        })
+        .collect();
     let mut rlimits = vec![];
     for u in &c.ulimits {
         rlimits.push(json!({"type": ulimit_type(&u.name)?, "soft": u.soft, "hard": u.hard}));
@@ -593,6 +616,7 @@ mod tests {
             devices: vec![],
             netns: None,
             seccomp: None,
+            host_caps: u64::MAX,
         };
         let spec = build(&input).unwrap();
         let v = serde_json::to_value(&spec).unwrap();
