@@ -350,9 +350,6 @@ pub struct PsArgs {
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)]
 pub enum ContainerCmd {
-    /// List containers.
-    #[command(alias = "list")]
-    Ls(PsArgs),
     /// Remove all stopped containers.
     #[command(after_help = "Examples:\n  berth container prune -f")]
     Prune {
@@ -619,7 +616,6 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<u8> {
 
 pub fn run_group(root: &Path, c: ContainerCmd) -> Result<u8> {
     match c {
-        ContainerCmd::Ls(a) => run(root, Commands::Ps(a)),
         ContainerCmd::Prune { force: _ } => {
             let mut e = Engine::open(root)?;
             for id in e.prune_containers()? {
