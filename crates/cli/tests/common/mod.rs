@@ -13,6 +13,11 @@ pub const MONITOR: &str = env!("CARGO_BIN_EXE_berth-monitor");
 
 pub struct Instance {
     pub dir: tempfile::TempDir,
+    /// Unique bridge prefix and nft table of this instance.
+    pub bridge_prefix: String,
+    pub nft_table: String,
+    /// The default network's subnet (unique per test process).
+    pub subnet: String,
 }
 
 /// Makes a tar of a busybox rootfs and imports it as `busybox`.
@@ -50,7 +55,15 @@ impl Instance {
             .tempdir()
             .expect("tempdir");
         import_busybox(dir.path());
-        Some(Instance { dir })
+        let n = berth_testutil::unique_name("b");
+        let serial: u32 = n.rsplit('-').next().unwrap().parse().unwrap();
+        let pid = std::process::id();
+        Some(Instance {
+            dir,
+            bridge_prefix: format!("bt{}x{serial}", pid % 100_000),
+            nft_table: format!("berth_t{pid}_{serial}"),
+            subnet: format!("10.200.{}.0/24", (pid as u32 * 7 + serial) % 230 + 20),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -61,11 +74,9 @@ impl Instance {
         let mut c = Command::new(BERTH);
         c.arg("--root").arg(self.root()).args(args);
         c.env("BERTH_MONITOR", MONITOR);
-        c.env(
-            "BERTH_BRIDGE_PREFIX",
-            format!("bt{}", std::process::id() % 100000),
-        );
-        c.env("BERTH_NFT_TABLE", format!("berth_t{}", std::process::id()));
+        c.env("BERTH_BRIDGE_PREFIX", &self.bridge_prefix);
+        c.env("BERTH_NFT_TABLE", &self.nft_table);
+        c.env("BERTH_DEFAULT_SUBNET", &self.subnet);
         c
     }
 
@@ -133,6 +144,19 @@ impl Drop for Instance {
             let _ = self.run(&args);
         }
         let _ = self.run(&["system", "check", "-q"]);
+        let nets = self.run(&["network", "ls", "-q"]);
+        for n in String::from_utf8_lossy(&nets.stdout).split_whitespace() {
+            let _ = self.run(&["network", "rm", n]);
+        }
+        // The default network's bridge and the nft table are this instance's own.
+        let _ = Command::new("ip")
+            .args(["link", "del", &format!("{}0", self.bridge_prefix)])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.nft_table])
+            .stderr(Stdio::null())
+            .status();
         // Last resort: nothing of ours stays mounted.
         for m in self.mounts().into_iter().rev() {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
