@@ -1249,3 +1249,15 @@ pub fn healthcheck(root: &Path, id: &str) -> Result<u8> {
     })?;
     Ok(0)
 }
+
+pub fn import_rootfs(root: &Path, tar: &Path, name: &str) -> Result<u8> {
+    let mut e = Engine::open(root)?;
+    let f = std::fs::File::open(tar).with_context(|| format!("opening {}", tar.display()))?;
+    let opts = berth_image::ImportOptions {
+        tag: Some(name.to_string()),
+        ..Default::default()
+    };
+    let id = e.images()?.import_rootfs_tar(f, &opts)?;
+    println!("{id}");
+    Ok(0)
+}

@@ -56,6 +56,10 @@ pub enum Command {
     /// (internal) the monitor's hand-off after the container exited.
     #[command(name = "__monitor-exited", hide = true)]
     MonitorExited { id: String, code: i32 },
+    /// (internal, tests and benchmarks) import a rootfs tarball as an image;
+    /// the public command is `berth import`.
+    #[command(name = "__import-rootfs", hide = true)]
+    ImportRootfs { tar: PathBuf, name: String },
     /// (internal) one health check run, started by the monitor.
     #[command(name = "__healthcheck", hide = true)]
     Healthcheck { id: String },
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         }
         Command::MonitorExited { id, code } => containers::monitor_exited(&root, &id, code),
         Command::Healthcheck { id } => containers::healthcheck(&root, &id),
+        Command::ImportRootfs { tar, name } => containers::import_rootfs(&root, &tar, &name),
     };
     match r {
         Ok(code) => ExitCode::from(code),

@@ -82,9 +82,15 @@ impl Backend {
                 unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
                 let pid_file = bundle.join("init.pid");
                 let _ = std::fs::remove_file(&pid_file);
+                // The runtime's own messages go to a log file: its stdio
+                // are the container's.
+                let log = bundle.join("runtime.log");
+                let _ = std::fs::remove_file(&log);
                 let status = Command::new(binary)
                     .arg("--root")
                     .arg(root)
+                    .arg("--log")
+                    .arg(&log)
                     .args(["create", "--bundle"])
                     .arg(bundle)
                     .arg("--pid-file")
@@ -93,9 +99,11 @@ impl Backend {
                     .status()
                     .map_err(io(format!("running {}", binary.display())))?;
                 if !status.success() {
+                    let msg = std::fs::read_to_string(&log).unwrap_or_default();
                     return Err(Error::Other(format!(
-                        "container {id}: {} create failed with {status}",
-                        binary.display()
+                        "container {id}: {} create failed with {status}: {}",
+                        binary.display(),
+                        msg.trim()
                     )));
                 }
                 let pid: i32 = std::fs::read_to_string(&pid_file)

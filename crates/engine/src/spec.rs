@@ -435,7 +435,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
     let mut annotations = BTreeMap::new();
     annotations.insert("org.berth.container.id".to_string(), input.id.to_string());
     let spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": input.rootfs, "readonly": c.read_only},
         "hostname": hostname,
