@@ -267,6 +267,9 @@ impl Engine {
             .images()?
             .resolve(&config.image)
             .map_err(|_| Error::NoSuchImage(config.image.clone()))?;
+        let mut config = config;
+        let (_, img) = self.images()?.read_image(&image_id)?;
+        apply_image_defaults(&mut config, &img.config.unwrap_or_default());
         let id = random_id();
         let name = match name {
             Some(n) => {
@@ -617,6 +620,19 @@ impl Engine {
         Ok((cmd, ports, ip))
     }
 
+    /// Whether the container has network endpoints to release.
+    fn uses_networks(c: &Container) -> bool {
+        let values: Vec<&str> = if c.config.network.is_empty() {
+            vec![]
+        } else {
+            c.config.network.split(',').collect()
+        };
+        matches!(
+            NetworkMode::parse(&values, "bridge"),
+            Ok(NetworkMode::Networks(_))
+        )
+    }
+
     /// Undoes what a start set up (runtime state, rootfs mount, network).
     fn teardown(&mut self, c: &Container) -> Vec<String> {
         let mut errors = vec![];
@@ -627,13 +643,15 @@ impl Engine {
             errors.push(format!("unmounting the rootfs: {e}"));
         }
         let id = c.id.clone();
-        match self.net() {
-            Ok(nm) => {
-                if let Err(e) = nm.release_all(&id) {
-                    errors.push(format!("releasing the network: {e}"));
+        if Self::uses_networks(c) {
+            match self.net() {
+                Ok(nm) => {
+                    if let Err(e) = nm.release_all(&id) {
+                        errors.push(format!("releasing the network: {e}"));
+                    }
                 }
+                Err(e) => errors.push(format!("opening the network state: {e}")),
             }
-            Err(e) => errors.push(format!("opening the network state: {e}")),
         }
         let _ = std::fs::remove_dir_all(self.paths.container_run(&c.id));
         errors
@@ -1765,5 +1783,119 @@ impl Engine {
         })();
         self.release_rootfs_for_copy(&c, ours);
         r
+    }
+}
+
+/// Docker's image defaults recorded at create time: the image's
+/// StopSignal and Healthcheck when no flag set them, and an anonymous
+/// volume for each image `Volumes` path no mount covers.
+pub fn apply_image_defaults(
+    config: &mut ContainerConfig,
+    img: &berth_image::spec::ContainerConfig,
+) {
+    if config.stop_signal.is_none() {
+        config.stop_signal = img.stop_signal.clone().filter(|s| !s.is_empty());
+    }
+    if config.healthcheck.is_none()
+        && let Some(h) = img.extra.get("Healthcheck")
+    {
+        let test: Vec<String> = h
+            .get("Test")
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+            .unwrap_or_default();
+        let ms = |k: &str, default: u64| {
+            h.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .filter(|n| *n > 0)
+                .map_or(default, |ns| ns / 1_000_000)
+        };
+        if !test.is_empty() {
+            config.healthcheck = Some(crate::model::Healthcheck {
+                test,
+                interval_ms: ms("Interval", 30_000),
+                timeout_ms: ms("Timeout", 30_000),
+                retries: h
+                    .get("Retries")
+                    .and_then(serde_json::Value::as_u64)
+                    .filter(|n| *n > 0)
+                    .unwrap_or(3) as u32,
+                start_period_ms: ms("StartPeriod", 0),
+            });
+        }
+    }
+    for path in img
+        .volumes
+        .as_ref()
+        .map(|v| v.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if !config
+            .mounts
+            .iter()
+            .any(|m| m.target.trim_end_matches('/') == path.trim_end_matches('/'))
+        {
+            config.mounts.push(crate::model::MountSpec {
+                kind: "volume".into(),
+                source: String::new(),
+                target: path,
+                readonly: false,
+                options: vec![],
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_defaults_fill_gaps_only() {
+        let mut img = berth_image::spec::ContainerConfig {
+            stop_signal: Some("SIGQUIT".into()),
+            volumes: Some(
+                [
+                    ("/data".to_string(), serde_json::json!({})),
+                    ("/logs".to_string(), serde_json::json!({})),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        img.extra.insert(
+            "Healthcheck".into(),
+            serde_json::json!({"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000u64, "Retries": 5}),
+        );
+        let mut c = ContainerConfig {
+            mounts: vec![crate::model::parse_volume_flag("mine:/data").unwrap()],
+            ..Default::default()
+        };
+        apply_image_defaults(&mut c, &img);
+        assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
+        let h = c.healthcheck.unwrap();
+        assert_eq!((h.interval_ms, h.retries, h.timeout_ms), (2000, 5, 30_000));
+        assert_eq!(c.mounts.len(), 2);
+        assert_eq!(
+            (c.mounts[1].target.as_str(), c.mounts[1].source.as_str()),
+            ("/logs", "")
+        );
+        let mut c = ContainerConfig {
+            stop_signal: Some("INT".into()),
+            ..Default::default()
+        };
+        apply_image_defaults(&mut c, &img);
+        assert_eq!(c.stop_signal.as_deref(), Some("INT"));
+    }
+
+    #[test]
+    fn names_and_signals() {
+        assert!(valid_name("web-1.a_b"));
+        assert!(!valid_name("-x") && !valid_name("") && !valid_name("a/b"));
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert!(parse_signal("NOPE").is_err());
+        let n = random_name(&random_id());
+        assert!(valid_name(&n), "{n}");
     }
 }
