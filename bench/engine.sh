@@ -11,6 +11,11 @@ BERTH=$BIN/berth
 RUNTIME=$(realpath "$BIN/berth-runtime")
 RUNS=${RUNS:-20}
 NET=${NET:-none}
+# Podman's default crun refuses hybrid cgroup hosts; runc works everywhere.
+PODMAN_RUNTIME=${PODMAN_RUNTIME:-runc}
+# Podman asks for RLIMIT_NOFILE/NPROC of 1048576, above many hosts' hard
+# limits; give it ones every host allows (berth uses the caller's).
+PODMAN_ULIMITS="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 for t in "$BERTH" "$RUNTIME" podman hyperfine; do
   command -v "$t" >/dev/null || { echo "bench: $t missing (cargo build --release; .ci/deps)" >&2; exit 1; }
 done
@@ -45,24 +50,24 @@ fi
 echo "== run --rm busybox true (network: $NET, $RUNS runs each)"
 hyperfine -N -w 3 -r "$RUNS" --export-json "$work/times.json" \
   -n berth "$BERTH run --rm --network $NET busybox true" \
-  -n podman "${P[*]} run --rm --network $NET localhost/busybox true" \
-  -n podman+berth-runtime "${P[*]} --runtime $RUNTIME run --rm --network $NET localhost/busybox true"
+  -n podman "${P[*]} --runtime $PODMAN_RUNTIME run --rm --network $NET $PODMAN_ULIMITS localhost/busybox true" \
+  -n podman+berth-runtime "${P[*]} --runtime $RUNTIME run --rm --network $NET $PODMAN_ULIMITS localhost/busybox true"
 
 echo "== idle detached container: monitor RSS"
 "$BERTH" run -d --name idle --network none busybox sleep 1000 >/dev/null
 init=$("$BERTH" inspect -f '{{.State.Pid}}' idle)
 mon=$(awk '{print $4}' "/proc/$init/stat")
 berth_rss=$(awk '/VmRSS/ {print $2}' "/proc/$mon/status")
-"${P[@]}" run -d --name idle --network none localhost/busybox sleep 1000 >/dev/null
+"${P[@]}" --runtime "$PODMAN_RUNTIME" run -d --name idle --network none $PODMAN_ULIMITS localhost/busybox sleep 1000 >/dev/null
 conmon=$("${P[@]}" inspect -f '{{.State.ConmonPid}}' idle)
 conmon_rss=$(awk '/VmRSS/ {print $2}' "/proc/$conmon/status")
 echo "berth-monitor RSS: ${berth_rss} kB   conmon RSS: ${conmon_rss} kB"
 
-python3 - "$work/times.json" "$berth_rss" "$conmon_rss" <<'PY'
+python3 - "$work/times.json" "$berth_rss" "$conmon_rss" "$PODMAN_RUNTIME" <<'PY'
 import json, sys
 r = {x["command"]: x["mean"] for x in json.load(open(sys.argv[1]))["results"]}
 b, p, pb = r["berth"], r["podman"], r["podman+berth-runtime"]
-print(f"berth {b*1000:.1f} ms, podman {p*1000:.1f} ms, podman+berth-runtime {pb*1000:.1f} ms")
+print(f"berth {b*1000:.1f} ms, podman ({sys.argv[4]}) {p*1000:.1f} ms, podman+berth-runtime {pb*1000:.1f} ms")
 print(f"ratio berth/podman: {b/p:.3f} (goal < 0.333)")
 print(f"ratio berth/(podman+berth-runtime): {b/pb:.3f}")
 print(f"ratio berth-monitor RSS / conmon RSS: {int(sys.argv[2])/int(sys.argv[3]):.2f}")

@@ -887,6 +887,12 @@ pub fn run(root: &Path, cmd: Commands) -> Result<u8> {
                 ..Default::default()
             };
             let id = e.images()?.commit_container(&c.id, &opts)?;
+            e.event(
+                "container",
+                "commit",
+                &c.id,
+                &[("name", &c.name), ("image", &id)],
+            );
             println!("{id}");
             Ok(0)
         }

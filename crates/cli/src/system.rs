@@ -379,6 +379,7 @@ pub fn network(root: &Path, c: NetworkCmd) -> Result<u8> {
                 ..Default::default()
             };
             let rec = e.net()?.create_network(&spec)?;
+            e.event("network", "create", &rec.id, &[("name", &rec.name)]);
             println!("{}", rec.id);
         }
         NetworkCmd::Ls { quiet } => {
@@ -416,6 +417,7 @@ pub fn network(root: &Path, c: NetworkCmd) -> Result<u8> {
         NetworkCmd::Rm { names } => {
             for n in names {
                 e.net()?.remove(&n)?;
+                e.event("network", "destroy", &n, &[("name", &n)]);
                 println!("{n}");
             }
         }

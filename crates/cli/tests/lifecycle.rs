@@ -199,6 +199,41 @@ fn exec_it_through_a_pty() {
 }
 
 #[test]
+fn run_it_through_a_pty() {
+    let Some(b) = Instance::new() else { return };
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: no script(1)");
+        return;
+    }
+    let cmd = format!(
+        "{} --root {} run -it --rm --network none busybox sh -c 'read x; echo got:$x; tty; exit 3'",
+        common::BERTH,
+        b.root().display()
+    );
+    let mut c = std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("BERTH_MONITOR", common::MONITOR)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = c.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    stdin.write_all(b"hello\r").unwrap();
+    let o = c.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("got:hello"), "{out:?}");
+    assert!(out.contains("/dev/pts/0"), "{out:?}");
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
 fn stop_kill_restart_rename_pause() {
     let Some(b) = Instance::new() else { return };
     b.ok(&[

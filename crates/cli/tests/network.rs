@@ -104,6 +104,18 @@ fn bridge_ports_and_networks() {
     ]);
     assert!(addr.contains(&format!("10.200.{}.", third + 1)), "{addr}");
     b.ok(&["network", "rm", "mynet"]);
+    let ev = b.ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(ev, "create\ndestroy\n");
     // -P publishes the image's exposed ports (none for busybox): nothing to show.
     b.ok(&["run", "-d", "--name", "pa", "-P", "busybox", "sleep", "100"]);
     assert_eq!(b.ok(&["port", "pa"]), "");

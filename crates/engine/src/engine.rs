@@ -236,7 +236,9 @@ impl Engine {
         Ok(Lock(f))
     }
 
-    fn event(&mut self, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
+    /// Records an event for `berth events` (best effort: a failure to log
+    /// an event never fails the operation).
+    pub fn event(&mut self, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
         let a: BTreeMap<String, String> = attrs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
