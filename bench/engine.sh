@@ -58,12 +58,14 @@ echo "== idle detached container: monitor RSS"
 init=$("$BERTH" inspect -f '{{.State.Pid}}' idle)
 mon=$(awk '{print $4}' "/proc/$init/stat")
 berth_rss=$(awk '/VmRSS/ {print $2}' "/proc/$mon/status")
+berth_pss=$(awk '/^Pss:/ {print $2}' "/proc/$mon/smaps_rollup")
 "${P[@]}" --runtime "$PODMAN_RUNTIME" run -d --name idle --network none $PODMAN_ULIMITS localhost/busybox sleep 1000 >/dev/null
 conmon=$("${P[@]}" inspect -f '{{.State.ConmonPid}}' idle)
 conmon_rss=$(awk '/VmRSS/ {print $2}' "/proc/$conmon/status")
-echo "berth-monitor RSS: ${berth_rss} kB   conmon RSS: ${conmon_rss} kB"
+conmon_pss=$(awk '/^Pss:/ {print $2}' "/proc/$conmon/smaps_rollup")
+echo "berth-monitor RSS: ${berth_rss} kB (PSS ${berth_pss} kB)   conmon RSS: ${conmon_rss} kB (PSS ${conmon_pss} kB)"
 
-python3 - "$work/times.json" "$berth_rss" "$conmon_rss" "$PODMAN_RUNTIME" <<'PY'
+python3 - "$work/times.json" "$berth_rss" "$conmon_rss" "$PODMAN_RUNTIME" "$berth_pss" "$conmon_pss" <<'PY'
 import json, sys
 r = {x["command"]: x["mean"] for x in json.load(open(sys.argv[1]))["results"]}
 b, p, pb = r["berth"], r["podman"], r["podman+berth-runtime"]
@@ -71,4 +73,5 @@ print(f"berth {b*1000:.1f} ms, podman ({sys.argv[4]}) {p*1000:.1f} ms, podman+be
 print(f"ratio berth/podman: {b/p:.3f} (goal < 0.333)")
 print(f"ratio berth/(podman+berth-runtime): {b/pb:.3f}")
 print(f"ratio berth-monitor RSS / conmon RSS: {int(sys.argv[2])/int(sys.argv[3]):.2f}")
+print(f"ratio berth-monitor PSS / conmon PSS: {int(sys.argv[5])/int(sys.argv[6]):.2f}")
 PY

@@ -200,9 +200,35 @@ impl Engine {
         })
     }
 
+    /// The image store. The snapshot driver picked by the first open
+    /// (which probes overlay support with a test mount) is remembered in
+    /// `<root>/snapshot-driver`, so later commands skip the probe.
     pub fn images(&mut self) -> Result<&ImageStore> {
         if self.images.is_none() {
-            self.images = Some(ImageStore::open(&self.paths.root, &self.paths.db())?);
+            let marker = self.paths.root.join("snapshot-driver");
+            let driver = match std::fs::read_to_string(&marker)
+                .ok()
+                .as_deref()
+                .map(str::trim)
+            {
+                Some("overlay") => Some(berth_image::snapshot::Driver::Overlay),
+                Some("vfs") => Some(berth_image::snapshot::Driver::Vfs),
+                _ => None,
+            };
+            let probed = driver.is_none();
+            let opts = berth_image::StoreOptions {
+                driver,
+                ..Default::default()
+            };
+            let store = ImageStore::open_with(&self.paths.root, &self.paths.db(), opts)?;
+            if probed {
+                let name = match store.snapshotter().driver() {
+                    berth_image::snapshot::Driver::Overlay => "overlay",
+                    berth_image::snapshot::Driver::Vfs => "vfs",
+                };
+                let _ = fsutil::write_atomic(&marker, name.as_bytes());
+            }
+            self.images = Some(store);
         }
         Ok(self.images.as_ref().expect("just opened"))
     }
@@ -323,11 +349,19 @@ impl Engine {
     // ---- start ----
 
     /// Mounts the container's rootfs (idempotent).
-    fn mount_rootfs(&mut self, id: &str, image_id: &str) -> Result<PathBuf> {
+    fn mount_rootfs(&mut self, id: &str, image_id: &str, volatile: bool) -> Result<PathBuf> {
         let target = self.paths.rootfs(id);
         std::fs::create_dir_all(&target).map_err(io(format!("creating {}", target.display())))?;
         if !procs::is_mount_point(&target) {
-            let mounts = self.images()?.prepare_container_rootfs(image_id, id)?;
+            let mut mounts = self.images()?.prepare_container_rootfs(image_id, id)?;
+            if volatile {
+                // An --rm container's upper layer is thrown away: mount it
+                // "volatile" (overlayfs docs, "Volatile mount") so that its
+                // unmount does not sync the upper filesystem.
+                for m in mounts.iter_mut().filter(|m| m.kind == "overlay") {
+                    m.options.push("volatile".into());
+                }
+            }
             berth_image::snapshot::mount_all(&mounts, &target)?;
         }
         Ok(target)
@@ -567,7 +601,7 @@ impl Engine {
 
     /// Writes config.json for the container and returns the command name.
     fn write_bundle(&mut self, c: &Container) -> Result<(String, Vec<PortBinding>, String)> {
-        let rootfs = self.mount_rootfs(&c.id, &c.image_id)?;
+        let rootfs = self.mount_rootfs(&c.id, &c.image_id, c.config.auto_remove)?;
         let (_, img) = self.images()?.read_image(&c.image_id)?;
         let img_cfg = img.config.unwrap_or_default();
         let user = c
@@ -1722,7 +1756,7 @@ impl Engine {
         }
         let _l = self.lock(&c.id)?;
         let mounted = procs::is_mount_point(&self.paths.rootfs(&c.id));
-        let p = self.mount_rootfs(&c.id, &c.image_id)?;
+        let p = self.mount_rootfs(&c.id, &c.image_id, false)?;
         Ok((p, !mounted))
     }
 
