@@ -391,3 +391,51 @@ fn healthcheck_marks_healthy_and_unhealthy() {
         == "unhealthy"));
     assert!(b.ok(&["ps"]).contains("(unhealthy)"));
 }
+
+#[test]
+fn logs_rotate_and_filter_by_time() {
+    let Some(b) = Instance::new() else { return };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rot",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done",
+    ]);
+    assert_eq!(b.ok(&["wait", "rot"]).trim(), "0");
+    let dir = b
+        .root()
+        .join("containers")
+        .join(b.inspect("rot", "{{.Id}}"));
+    assert!(dir.join("json.log.1").exists() && dir.join("json.log.2").exists());
+    assert!(!dir.join("json.log.3").exists());
+    for f in ["json.log", "json.log.1", "json.log.2"] {
+        assert!(std::fs::metadata(dir.join(f)).unwrap().len() <= 2048, "{f}");
+    }
+    // What is kept is the newest output, in order.
+    let out = b.ok(&["logs", "rot"]);
+    assert!(out.ends_with("line 199\n"), "{out}");
+    let nums: Vec<u32> = out.lines().map(|l| l[5..].parse().unwrap()).collect();
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1));
+    // Each line is a json-file entry with stream and time.
+    let first = std::fs::read_to_string(dir.join("json.log")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(v["stream"], "stdout");
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    // --since in the future shows nothing; --until in the past nothing; 1h ago everything.
+    assert_eq!(
+        b.ok(&["logs", "--since", "2100-01-01T00:00:00Z", "rot"]),
+        ""
+    );
+    assert_eq!(b.ok(&["logs", "--until", "1h", "rot"]), "");
+    assert_eq!(b.ok(&["logs", "--since", "1h", "rot"]), out);
+}
