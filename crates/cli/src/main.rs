@@ -45,7 +45,8 @@ pub enum Command {
     System(system::SystemCmd),
     #[command(flatten)]
     Top(system::TopLevel),
-    // ---- integrator: image commands go here ----
+    // ---- integrator: image commands go here (with `mod images;` above
+    // and `Command::Image(c) => images::run(&root, c)` in main) ----
     // #[command(flatten)]
     // Image(images::Commands),
     /// Print a shell completion script.

@@ -16,6 +16,7 @@
 //! process, which execs `berth-monitor` again).
 
 pub mod db;
+// integrator: `pub mod build;` (the Containerfile executor, another branch) goes here.
 pub mod engine;
 pub mod error;
 pub mod fsutil;
