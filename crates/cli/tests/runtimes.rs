@@ -62,6 +62,24 @@ fn runc_runs_foreground_and_detached() {
             .unwrap(),
         "runc"
     );
+    assert_eq!(
+        b.ok(&[
+            "exec",
+            "-e",
+            "X=7",
+            "-u",
+            "nobody",
+            "r",
+            "sh",
+            "-c",
+            "echo $X $(id -u)"
+        ]),
+        "7 65534\n"
+    );
+    assert_eq!(
+        b.run(&["exec", "r", "sh", "-c", "exit 6"]).status.code(),
+        Some(6)
+    );
     b.ok(&["stop", "-t", "1", "r"]);
     assert_eq!(b.inspect("r", "{{.State.Status}}"), "exited");
     b.ok(&["rm", "r"]);
