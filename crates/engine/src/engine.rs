@@ -1878,6 +1878,52 @@ pub fn apply_image_defaults(
     }
 }
 
+/// `exec` through an external runc-compatible runtime's `exec` command
+/// (our stdio are passed through; runc proxies a terminal itself).
+fn exec_external(binary: &Path, root: &Path, c: &Container, req: &ExecRequest) -> Result<i32> {
+    let mut cmd = std::process::Command::new(binary);
+    cmd.arg("--root").arg(root).arg("exec");
+    if req.tty {
+        cmd.arg("--tty");
+    }
+    if req.detach {
+        cmd.arg("--detach");
+    }
+    for e in &req.env {
+        cmd.arg("--env").arg(e);
+    }
+    if let Some(w) = &req.workdir {
+        cmd.arg("--cwd").arg(w);
+    }
+    if let Some(u) = &req.user {
+        let root_dir = PathBuf::from(format!("/proc/{}/root", c.state.pid));
+        let passwd =
+            std::fs::read_to_string(fsutil::resolve_in_root(&root_dir, "/etc/passwd", true)?)
+                .unwrap_or_default();
+        let group =
+            std::fs::read_to_string(fsutil::resolve_in_root(&root_dir, "/etc/group", true)?)
+                .unwrap_or_default();
+        let (uid, gid, _) = crate::spec::resolve_user(u, &passwd, &group)?;
+        cmd.arg("--user").arg(format!("{uid}:{gid}"));
+    }
+    if req.privileged {
+        for cap in crate::spec::ALL_CAPS {
+            cmd.arg("--cap").arg(cap);
+        }
+    }
+    cmd.arg(&c.id).args(&req.cmd);
+    if !req.interactive {
+        cmd.stdin(std::process::Stdio::null());
+    }
+    let status = cmd
+        .status()
+        .map_err(io(format!("running {}", binary.display())))?;
+    Ok(status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        128 + status.signal().unwrap_or(0)
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1931,50 +1977,4 @@ mod tests {
         let n = random_name(&random_id());
         assert!(valid_name(&n), "{n}");
     }
-}
-
-/// `exec` through an external runc-compatible runtime's `exec` command
-/// (our stdio are passed through; runc proxies a terminal itself).
-fn exec_external(binary: &Path, root: &Path, c: &Container, req: &ExecRequest) -> Result<i32> {
-    let mut cmd = std::process::Command::new(binary);
-    cmd.arg("--root").arg(root).arg("exec");
-    if req.tty {
-        cmd.arg("--tty");
-    }
-    if req.detach {
-        cmd.arg("--detach");
-    }
-    for e in &req.env {
-        cmd.arg("--env").arg(e);
-    }
-    if let Some(w) = &req.workdir {
-        cmd.arg("--cwd").arg(w);
-    }
-    if let Some(u) = &req.user {
-        let root_dir = PathBuf::from(format!("/proc/{}/root", c.state.pid));
-        let passwd =
-            std::fs::read_to_string(fsutil::resolve_in_root(&root_dir, "/etc/passwd", true)?)
-                .unwrap_or_default();
-        let group =
-            std::fs::read_to_string(fsutil::resolve_in_root(&root_dir, "/etc/group", true)?)
-                .unwrap_or_default();
-        let (uid, gid, _) = crate::spec::resolve_user(u, &passwd, &group)?;
-        cmd.arg("--user").arg(format!("{uid}:{gid}"));
-    }
-    if req.privileged {
-        for cap in crate::spec::ALL_CAPS {
-            cmd.arg("--cap").arg(cap);
-        }
-    }
-    cmd.arg(&c.id).args(&req.cmd);
-    if !req.interactive {
-        cmd.stdin(std::process::Stdio::null());
-    }
-    let status = cmd
-        .status()
-        .map_err(io(format!("running {}", binary.display())))?;
-    Ok(status.code().unwrap_or_else(|| {
-        use std::os::unix::process::ExitStatusExt;
-        128 + status.signal().unwrap_or(0)
-    }))
 }
