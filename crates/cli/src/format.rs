@@ -1,0 +1,508 @@
+//! Output formatting: tables, Go-template-style `--format` strings
+//! (`{{.Field}}`, `{{json .}}`, `table` prefix), filters and inspect JSON.
+
+use anyhow::{Result, bail};
+use berth_engine::model::Status;
+use berth_engine::{Container, Engine};
+use serde_json::{Value, json};
+
+/// Left-aligned columns separated by three spaces (Docker's look).
+pub fn table(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders `{{.A}}`, `{{.A.B}}` and `{{json .X}}` against a JSON value;
+/// `\t` and `\n` escapes are honoured.
+pub fn template_value(t: &str, v: &Value) -> String {
+    let t = t.replace("\\t", "\t").replace("\\n", "\n");
+    let mut out = String::new();
+    let mut rest = t.as_str();
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find("}}") else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let expr = rest[i + 2..i + j].trim();
+        let (json_out, path) = match expr.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, expr),
+        };
+        let mut cur = v;
+        for part in path
+            .trim_start_matches('.')
+            .split('.')
+            .filter(|p| !p.is_empty())
+        {
+            cur = cur.get(part).unwrap_or(&Value::Null);
+        }
+        out.push_str(&match (json_out, cur) {
+            (true, c) => c.to_string(),
+            (false, Value::String(s)) => s.clone(),
+            (false, Value::Null) => "<no value>".into(),
+            (false, c) => c.to_string(),
+        });
+        rest = &rest[i + j + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+pub fn status_text(c: &Container) -> String {
+    let now = berth_engine::time::now_nanos();
+    let ago = |t: &str| {
+        berth_engine::time::human_duration(
+            now - berth_engine::time::parse_rfc3339(t).unwrap_or(now),
+        )
+    };
+    let health = c
+        .state
+        .health
+        .as_ref()
+        .map(|h| {
+            format!(
+                " ({})",
+                if h.status == "starting" {
+                    "health: starting"
+                } else {
+                    &h.status
+                }
+            )
+        })
+        .unwrap_or_default();
+    match c.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}{health}", ago(&c.state.started_at)),
+        Status::Paused => format!("Up {} (Paused)", ago(&c.state.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn ports_text(c: &Container) -> String {
+    c.state
+        .ports
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}->{}/{}",
+                p.host_ip, p.host_port, p.container_port, p.proto
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn command_text(c: &Container) -> String {
+    let mut v = c.config.entrypoint.clone().unwrap_or_default();
+    v.extend(c.config.cmd.iter().cloned());
+    v.join(" ")
+}
+
+/// The fields `ps --format` knows.
+pub fn ps_value(c: &Container, no_trunc: bool) -> Value {
+    let now = berth_engine::time::now_nanos();
+    let created = berth_engine::time::parse_rfc3339(&c.created).unwrap_or(now);
+    json!({
+        "ID": if no_trunc { c.id.clone() } else { c.short_id().to_string() },
+        "Image": c.image,
+        "Command": command_text(c),
+        "CreatedAt": c.created,
+        "RunningFor": format!("{} ago", berth_engine::time::human_duration(now - created)),
+        "Status": status_text(c),
+        "State": c.state.status.as_str(),
+        "Ports": ports_text(c),
+        "Names": c.name,
+        "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        "Mounts": c.config.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
+        "Networks": if c.config.network.is_empty() { "bridge".to_string() } else { c.config.network.clone() },
+    })
+}
+
+pub fn ps(list: &[Container], fmt: Option<&str>, no_trunc: bool) -> String {
+    match fmt {
+        Some("json") => list
+            .iter()
+            .map(|c| format!("{}\n", ps_value(c, no_trunc)))
+            .collect(),
+        Some(t) => {
+            let (header, t) = match t.strip_prefix("table") {
+                Some(rest) => (true, rest.trim_start()),
+                None => (false, t),
+            };
+            let mut rows: Vec<Vec<String>> = vec![];
+            if header {
+                let names = Value::Object(
+                    [
+                        "ID",
+                        "Image",
+                        "Command",
+                        "CreatedAt",
+                        "RunningFor",
+                        "Status",
+                        "State",
+                        "Ports",
+                        "Names",
+                        "Labels",
+                        "Mounts",
+                        "Networks",
+                    ]
+                    .iter()
+                    .map(|k| (k.to_string(), Value::String(header_name(k))))
+                    .collect(),
+                );
+                rows.push(
+                    template_value(t, &names)
+                        .split('\t')
+                        .map(str::to_string)
+                        .collect(),
+                );
+            }
+            for c in list {
+                rows.push(
+                    template_value(t, &ps_value(c, no_trunc))
+                        .split('\t')
+                        .map(str::to_string)
+                        .collect(),
+                );
+            }
+            if header {
+                table(&rows)
+            } else {
+                rows.iter().map(|r| format!("{}\n", r.join("\t"))).collect()
+            }
+        }
+        None => {
+            let mut rows = vec![
+                [
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "PORTS",
+                    "NAMES",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            ];
+            for c in list {
+                let v = ps_value(c, no_trunc);
+                let mut cmd = command_text(c);
+                if !no_trunc && cmd.chars().count() > 20 {
+                    cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
+                }
+                rows.push(vec![
+                    v["ID"].as_str().unwrap_or_default().into(),
+                    c.image.clone(),
+                    format!("\"{cmd}\""),
+                    v["RunningFor"].as_str().unwrap_or_default().into(),
+                    v["Status"].as_str().unwrap_or_default().into(),
+                    v["Ports"].as_str().unwrap_or_default().into(),
+                    c.name.clone(),
+                ]);
+            }
+            table(&rows)
+        }
+    }
+}
+
+fn header_name(k: &str) -> String {
+    match k {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        other => other.to_ascii_uppercase(),
+    }
+}
+
+pub fn parse_filters(f: &[String]) -> Result<Vec<(String, String)>> {
+    f.iter()
+        .map(|x| match x.split_once('=') {
+            Some((k, v))
+                if ["status", "name", "id", "label", "exited", "ancestor"].contains(&k) =>
+            {
+                Ok((k.to_string(), v.to_string()))
+            }
+            _ => bail!(
+                "invalid filter {x:?}: want status=, name=, id=, label=, exited= or ancestor="
+            ),
+        })
+        .collect()
+}
+
+/// Docker's rule: values of one key are ORed, different keys ANDed.
+pub fn matches_filters(c: &Container, filters: &[(String, String)]) -> bool {
+    let keys: std::collections::BTreeSet<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.into_iter().all(|key| {
+        filters
+            .iter()
+            .filter(|(k, _)| k == key)
+            .any(|(_, v)| match key {
+                "status" => c.state.status.as_str() == v,
+                "name" => c.name.contains(v.as_str()),
+                "id" => c.id.starts_with(v.as_str()),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => c.config.labels.get(lk).is_some_and(|x| x == lv),
+                    None => c.config.labels.contains_key(v),
+                },
+                "exited" => c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code),
+                "ancestor" => &c.image == v || c.image_id.contains(v.as_str()),
+                _ => false,
+            })
+    })
+}
+
+/// `inspect` output with Docker's field names.
+pub fn inspect(e: &Engine, c: &Container) -> Value {
+    let args = {
+        let mut v = c.config.entrypoint.clone().unwrap_or_default();
+        v.extend(c.config.cmd.iter().cloned());
+        v
+    };
+    let restart = match c.config.restart {
+        berth_engine::model::RestartPolicy::No => json!({"Name": "no", "MaximumRetryCount": 0}),
+        berth_engine::model::RestartPolicy::OnFailure(n) => {
+            json!({"Name": "on-failure", "MaximumRetryCount": n})
+        }
+        berth_engine::model::RestartPolicy::Always => {
+            json!({"Name": "always", "MaximumRetryCount": 0})
+        }
+        berth_engine::model::RestartPolicy::UnlessStopped => {
+            json!({"Name": "unless-stopped", "MaximumRetryCount": 0})
+        }
+    };
+    let mut ports = serde_json::Map::new();
+    for p in &c.state.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let entry = ports.entry(key).or_insert_with(|| json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            a.push(json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}));
+        }
+    }
+    let mounts: Vec<Value> = c
+        .config
+        .mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let name = if m.kind == "volume" && m.source.is_empty() { format!("{}-{i}", &c.id[..32]) } else { m.source.clone() };
+            let source = match m.kind.as_str() {
+                "volume" => e.paths.volume_data(&name).to_string_lossy().into_owned(),
+                _ => m.source.clone(),
+            };
+            json!({"Type": m.kind, "Name": if m.kind == "volume" { name } else { String::new() }, "Source": source, "Destination": m.target, "RW": !m.readonly})
+        })
+        .collect();
+    let health = c.state.health.as_ref().map(|h| {
+        json!({"Status": h.status, "FailingStreak": h.failing_streak,
+               "Log": h.log.iter().map(|l| json!({"Start": l.start, "End": l.end, "ExitCode": l.exit_code, "Output": l.output})).collect::<Vec<_>>()})
+    });
+    let mut state = json!({
+        "Status": c.state.status.as_str(),
+        "Running": matches!(c.state.status, Status::Running | Status::Paused),
+        "Paused": c.state.status == Status::Paused,
+        "Restarting": c.state.status == Status::Restarting,
+        "OOMKilled": false,
+        "Dead": c.state.status == Status::Dead,
+        "Pid": c.state.pid,
+        "ExitCode": c.state.exit_code,
+        "Error": c.state.error,
+        "StartedAt": c.state.started_at,
+        "FinishedAt": c.state.finished_at,
+    });
+    if let Some(h) = health {
+        state["Health"] = h;
+    }
+    json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.iter().skip(1).collect::<Vec<_>>(),
+        "State": state,
+        "Image": c.image_id,
+        "ResolvConfPath": e.paths.container_dir(&c.id).join("resolv.conf"),
+        "HostnamePath": e.paths.container_dir(&c.id).join("hostname"),
+        "HostsPath": e.paths.container_dir(&c.id).join("hosts"),
+        "LogPath": e.paths.log_file(&c.id),
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.state.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": {
+            "NetworkMode": if c.config.network.is_empty() { "bridge" } else { &c.config.network },
+            "RestartPolicy": restart,
+            "AutoRemove": c.config.auto_remove,
+            "Privileged": c.config.privileged,
+            "ReadonlyRootfs": c.config.read_only,
+            "CapAdd": c.config.cap_add,
+            "CapDrop": c.config.cap_drop,
+            "Memory": c.config.memory.unwrap_or(0),
+            "MemorySwap": c.config.memory_swap.unwrap_or(0),
+            "NanoCpus": c.config.cpus.map_or(0, |x| (x * 1e9) as i64),
+            "CpuShares": c.config.cpu_shares.unwrap_or(0),
+            "CpusetCpus": c.config.cpuset_cpus.clone().unwrap_or_default(),
+            "PidsLimit": c.config.pids_limit,
+            "Runtime": c.config.runtime.clone().unwrap_or_else(|| "berth".into()),
+            "PublishAllPorts": c.config.publish_all,
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        },
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_string()),
+            "User": c.config.user.clone().unwrap_or_default(),
+            "Tty": c.config.tty,
+            "OpenStdin": c.config.interactive,
+            "Env": c.config.env,
+            "Cmd": c.config.cmd,
+            "Image": c.image,
+            "WorkingDir": c.config.workdir.clone().unwrap_or_default(),
+            "Entrypoint": c.config.entrypoint,
+            "Labels": c.config.labels,
+            "StopSignal": c.config.stop_signal,
+            "StopTimeout": c.config.stop_timeout,
+        },
+        "NetworkSettings": {
+            "IPAddress": c.state.ip,
+            "Ports": ports,
+        },
+    })
+}
+
+pub struct StatsRow {
+    pub container: Container,
+    pub cpu: f64,
+    pub sample: berth_engine::procs::Sample,
+    pub limit: u64,
+}
+
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", units[i])
+    }
+}
+
+pub fn stats(rows: &[StatsRow], fmt: Option<&str>) -> String {
+    if fmt == Some("json") {
+        return rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}\n",
+                    json!({"ID": r.container.short_id(), "Name": r.container.name, "CPUPerc": format!("{:.2}%", r.cpu),
+                           "MemUsage": format!("{} / {}", bytes(r.sample.memory), bytes(r.limit)), "MemBytes": r.sample.memory,
+                           "NetIO": format!("{} / {}", bytes(r.sample.net_rx), bytes(r.sample.net_tx)),
+                           "BlockIO": format!("{} / {}", bytes(r.sample.block_read), bytes(r.sample.block_write)), "PIDs": r.sample.pids})
+                )
+            })
+            .collect();
+    }
+    let mut t = vec![
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>(),
+    ];
+    for r in rows {
+        t.push(vec![
+            r.container.short_id().into(),
+            r.container.name.clone(),
+            format!("{:.2}%", r.cpu),
+            format!("{} / {}", bytes(r.sample.memory), bytes(r.limit)),
+            format!(
+                "{:.2}%",
+                if r.limit > 0 {
+                    r.sample.memory as f64 / r.limit as f64 * 100.0
+                } else {
+                    0.0
+                }
+            ),
+            format!("{} / {}", bytes(r.sample.net_rx), bytes(r.sample.net_tx)),
+            format!(
+                "{} / {}",
+                bytes(r.sample.block_read),
+                bytes(r.sample.block_write)
+            ),
+            r.sample.pids.to_string(),
+        ]);
+    }
+    table(&t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        let v = json!({"ID": "abc", "State": {"Status": "running"}, "N": 3});
+        assert_eq!(
+            template_value("{{.ID}}\\t{{.State.Status}}", &v),
+            "abc\trunning"
+        );
+        assert_eq!(
+            template_value("{{json .State}}", &v),
+            r#"{"Status":"running"}"#
+        );
+        assert_eq!(template_value("{{.N}} {{.X}}", &v), "3 <no value>");
+        assert_eq!(
+            table(&[
+                vec!["A".into(), "B".into()],
+                vec!["long".into(), "x".into()]
+            ]),
+            "A      B\nlong   x\n"
+        );
+        assert_eq!(bytes(1536), "1.50KiB");
+    }
+}

@@ -1,0 +1,125 @@
+//! Bridge networking: addresses, published ports (-p/-P), port, user
+//! networks, container:ID and host modes.
+
+mod common;
+
+use common::Instance;
+
+#[test]
+fn bridge_ports_and_networks() {
+    let Some(b) = Instance::new() else { return };
+    // A static page served by busybox httpd, published on loopback.
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let publish = format!("127.0.0.1:{port}:80");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &publish,
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www; echo hi-from-web > /www/index.html; httpd -f -p 80 -h /www",
+    ]);
+    let ip = b.inspect("web", "{{.NetworkSettings.IPAddress}}");
+    assert!(ip.starts_with("10.200."), "{ip}");
+    assert_eq!(
+        b.ok(&["port", "web", "80"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    assert!(b.ok(&["ps"]).contains(&format!("127.0.0.1:{port}->80/tcp")));
+    let url = format!("http://127.0.0.1:{port}/");
+    assert!(b.until(10, || {
+        std::process::Command::new("busybox")
+            .args(["wget", "-qO-", &url])
+            .output()
+            .is_ok_and(|o| o.stdout == b"hi-from-web\n")
+    }));
+    // Another container reaches it by address; one sharing its namespace by localhost.
+    let from_peer = b.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        &format!("http://{ip}/"),
+    ]);
+    assert_eq!(from_peer, "hi-from-web\n");
+    let shared = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1/",
+    ]);
+    assert_eq!(shared, "hi-from-web\n");
+    // /etc/hosts has the container's own name.
+    let hosts = b.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&ip), "{hosts}");
+    // --network none has only loopback; host sees the host's interfaces.
+    let none = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(none.lines().count(), 1, "{none}");
+    let host = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(host.lines().count() > 1);
+    // A user network with its own subnet.
+    let third: u32 = b.subnet.split('.').nth(2).unwrap().parse().unwrap();
+    let subnet = format!("10.200.{}.0/24", third + 1);
+    b.ok(&["network", "create", "--subnet", &subnet, "mynet"]);
+    assert!(b.ok(&["network", "ls"]).contains("mynet"));
+    let addr = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "mynet",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(addr.contains(&format!("10.200.{}.", third + 1)), "{addr}");
+    b.ok(&["network", "rm", "mynet"]);
+    let ev = b.ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(ev, "create\ndestroy\n");
+    // -P publishes the image's exposed ports (none for busybox): nothing to show.
+    b.ok(&["run", "-d", "--name", "pa", "-P", "busybox", "sleep", "100"]);
+    assert_eq!(b.ok(&["port", "pa"]), "");
+    b.ok(&["rm", "-f", "pa"]);
+    b.ok(&["rm", "-f", "web"]);
+    assert!(b.ok(&["system", "check"]).contains("nothing to repair"));
+}

@@ -1,0 +1,674 @@
+//! Building the OCI runtime spec (config.json) of a container from its
+//! image config and the `run`/`create` flags. Pure: every input, including
+//! the resolved user and the host paths of mounts, is in [`SpecInput`].
+
+use std::collections::BTreeMap;
+
+use oci_spec::runtime::Spec;
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::model::ContainerConfig;
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability (for `--privileged` and `--cap-add ALL`), up to CAP_CHECKPOINT_RESTORE.
+pub const ALL_CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A mount with its host side resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedMount {
+    /// `bind` or `tmpfs`.
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    pub readonly: bool,
+    pub options: Vec<String>,
+}
+
+/// A `--device` with its numbers read from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedDevice {
+    pub path: String,
+    /// `c` or `b`.
+    pub kind: String,
+    pub major: i64,
+    pub minor: i64,
+    pub mode: u32,
+    pub perms: String,
+}
+
+/// What the spec is built from.
+#[derive(Debug, Clone)]
+pub struct SpecInput<'a> {
+    pub id: &'a str,
+    pub config: &'a ContainerConfig,
+    /// The image's config (Env, Cmd, Entrypoint, WorkingDir, User…).
+    pub image: &'a berth_image::spec::ContainerConfig,
+    /// The rootfs directory (absolute; mounted by the engine).
+    pub rootfs: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub mounts: Vec<ResolvedMount>,
+    pub devices: Vec<ResolvedDevice>,
+    /// `None`: a new, empty network namespace; `Some("")`: the host's;
+    /// `Some(path)`: join that namespace.
+    pub netns: Option<String>,
+    /// A seccomp profile already in OCI form.
+    pub seccomp: Option<Value>,
+    /// The caller's bounding set (bit n = capability n): capabilities
+    /// outside it cannot be granted, even to `--privileged`.
+    pub host_caps: u64,
+}
+
+/// The caller's capability bounding set (CapBnd in /proc/self/status).
+pub fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// The process args: Docker's rules for Entrypoint and Cmd.
+pub fn process_args(
+    config: &ContainerConfig,
+    image: &berth_image::spec::ContainerConfig,
+) -> Vec<String> {
+    let entrypoint = match &config.entrypoint {
+        Some(e) => e.clone(),
+        None => image.entrypoint.clone().unwrap_or_default(),
+    };
+    let cmd = if !config.cmd.is_empty() {
+        config.cmd.clone()
+    } else if config.entrypoint.is_some() {
+        // An explicit --entrypoint drops the image's Cmd (as Docker does).
+        vec![]
+    } else {
+        image.cmd.clone().unwrap_or_default()
+    };
+    entrypoint.into_iter().chain(cmd).collect()
+}
+
+/// The environment: PATH default, image env, HOSTNAME, user env, TERM with a tty.
+pub fn process_env(input: &SpecInput<'_>, hostname: &str) -> Vec<String> {
+    let mut env = vec![DEFAULT_PATH.to_string(), format!("HOSTNAME={hostname}")];
+    env = crate::model::merge_env(&env, input.image.env.as_deref().unwrap_or_default());
+    if input.config.tty {
+        env = crate::model::merge_env(&env, &["TERM=xterm".into()]);
+    }
+    crate::model::merge_env(&env, &input.config.env)
+}
+
+/// The capability set after `--privileged`, `--cap-add` and `--cap-drop`.
+pub fn capabilities(config: &ContainerConfig) -> Result<Vec<String>> {
+    let norm = |c: &str| -> String {
+        let up = c.to_ascii_uppercase();
+        if up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        }
+    };
+    if config.privileged {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    for c in &config.cap_add {
+        let c = norm(c);
+        if c == "CAP_ALL" {
+            caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+            continue;
+        }
+        if !ALL_CAPS.contains(&c.as_str()) {
+            return Err(Error::Invalid(format!(
+                "unknown capability {c:?} in --cap-add"
+            )));
+        }
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    for c in &config.cap_drop {
+        let c = norm(c);
+        if c == "CAP_ALL" {
+            caps.clear();
+            continue;
+        }
+        if !ALL_CAPS.contains(&c.as_str()) {
+            return Err(Error::Invalid(format!(
+                "unknown capability {c:?} in --cap-drop"
+            )));
+        }
+        caps.retain(|x| x != &c);
+    }
+    Ok(caps)
+}
+
+/// `--memory`, `--cpus`, … as `linux.resources`.
+pub fn resources(config: &ContainerConfig, devices: &[ResolvedDevice]) -> Value {
+    let mut r = serde_json::Map::new();
+    let mut dev_rules = vec![json!({"allow": !config.privileged, "access": "rwm"})];
+    if !config.privileged {
+        dev_rules = vec![json!({"allow": false, "access": "rwm"})];
+        // The standard devices every container gets (runc's defaults).
+        for (maj, min) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+            (136, -1),
+        ] {
+            let mut d = json!({"allow": true, "type": "c", "major": maj, "access": "rwm"});
+            if min >= 0 {
+                d["minor"] = json!(min);
+            }
+            dev_rules.push(d);
+        }
+        for d in devices {
+            dev_rules.push(json!({"allow": true, "type": d.kind, "major": d.major, "minor": d.minor, "access": d.perms}));
+        }
+    }
+    r.insert("devices".into(), Value::Array(dev_rules));
+    let mut mem = serde_json::Map::new();
+    if let Some(m) = config.memory {
+        mem.insert("limit".into(), json!(m));
+    }
+    if let Some(s) = config.memory_swap {
+        mem.insert("swap".into(), json!(s));
+    }
+    if !mem.is_empty() {
+        r.insert("memory".into(), Value::Object(mem));
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(c) = config.cpus {
+        let period = 100_000u64;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!((c * period as f64).round() as i64));
+    }
+    if let Some(s) = config.cpu_shares {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(s) = &config.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        r.insert("cpu".into(), Value::Object(cpu));
+    }
+    if let Some(p) = config.pids_limit {
+        r.insert("pids".into(), json!({"limit": p}));
+    }
+    Value::Object(r)
+}
+
+fn ulimit_type(name: &str) -> Result<String> {
+    let known = [
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
+    ];
+    if !known.contains(&name) {
+        return Err(Error::Invalid(format!("unknown ulimit {name:?}")));
+    }
+    Ok(format!("RLIMIT_{}", name.to_ascii_uppercase()))
+}
+
+fn base_mounts(config: &ContainerConfig) -> Vec<Value> {
+    let sys_opts = if config.privileged {
+        json!(["nosuid", "noexec", "nodev"])
+    } else {
+        json!(["nosuid", "noexec", "nodev", "ro"])
+    };
+    vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts}),
+    ]
+}
+
+/// Builds the spec.
+pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
+    let c = input.config;
+    let args = process_args(c, input.image);
+    if args.is_empty() {
+        return Err(Error::Invalid(format!(
+            "container {}: no command specified (the image has no Cmd or Entrypoint)",
+            input.id
+        )));
+    }
+    let hostname = c
+        .hostname
+        .clone()
+        .unwrap_or_else(|| input.id[..12.min(input.id.len())].to_string());
+    let env = process_env(input, &hostname);
+    let cwd = c
+        .workdir
+        .clone()
+        .or_else(|| input.image.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(Error::Invalid(format!(
+            "the working directory {cwd:?} is not absolute"
+        )));
+    }
+    let caps: Vec<String> = capabilities(c)?
+        .into_iter()
+        .filter(|cap| {
+            ALL_CAPS
+                .iter()
+                .position(|a| a == cap)
+                .is_none_or(|bit| input.host_caps & (1u64 << bit) != 0)
+        })
+        .collect();
+    let mut rlimits = vec![];
+    for u in &c.ulimits {
+        rlimits.push(json!({"type": ulimit_type(&u.name)?, "soft": u.soft, "hard": u.hard}));
+    }
+    if !c.ulimits.iter().any(|u| u.name == "nofile") {
+        // Docker gives containers the daemon's limit; berth gives the caller's hard limit.
+        let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(_, h)| h);
+        rlimits.push(json!({"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard}));
+    }
+    let mut user = json!({"uid": input.uid, "gid": input.gid});
+    if !input.additional_gids.is_empty() {
+        user["additionalGids"] = json!(input.additional_gids);
+    }
+    let mut process = json!({
+        "terminal": c.tty,
+        "user": user,
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": rlimits,
+        "noNewPrivileges": c.no_new_privileges,
+    });
+    if c.tty {
+        process["consoleSize"] = json!({"height": 24, "width": 80});
+    }
+    let mut mounts = base_mounts(c);
+    for m in &input.mounts {
+        let mut opts: Vec<String> = match m.kind.as_str() {
+            "tmpfs" => vec!["nosuid".into(), "nodev".into()],
+            _ => vec!["rbind".into(), "rprivate".into()],
+        };
+        opts.extend(m.options.iter().cloned());
+        if m.readonly {
+            opts.push("ro".into());
+        }
+        mounts.push(json!({"destination": m.target, "type": if m.kind == "tmpfs" { "tmpfs" } else { "bind" }, "source": m.source, "options": opts}));
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    match input.netns.as_deref() {
+        None => namespaces.push(json!({"type": "network"})),
+        Some("") => {}
+        Some(path) => namespaces.push(json!({"type": "network", "path": path})),
+    }
+    let devices: Vec<Value> = input
+        .devices
+        .iter()
+        .map(|d| json!({"path": d.path, "type": d.kind, "major": d.major, "minor": d.minor, "fileMode": d.mode, "uid": 0, "gid": 0}))
+        .collect();
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources(c, &input.devices),
+        "devices": devices,
+    });
+    if !c.privileged {
+        linux["maskedPaths"] = json!([
+            "/proc/acpi",
+            "/proc/asound",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/sys/firmware",
+            "/proc/scsi",
+            "/sys/devices/virtual/powercap"
+        ]);
+        linux["readonlyPaths"] = json!([
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger"
+        ]);
+        if let Some(s) = &input.seccomp
+            && !c.seccomp_unconfined
+        {
+            linux["seccomp"] = s.clone();
+        }
+    }
+    let mut annotations = BTreeMap::new();
+    annotations.insert("org.berth.container.id".to_string(), input.id.to_string());
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": input.rootfs, "readonly": c.read_only},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": annotations,
+    });
+    serde_json::from_value(spec)
+        .map_err(|e| Error::Other(format!("container {}: building config.json: {e}", input.id)))
+}
+
+/// Converts a Docker seccomp profile (or an OCI `linux.seccomp` object) to
+/// the OCI form: `defaultAction`, `architectures`, `syscalls[{names, action, errnoRet, args}]`.
+/// Docker-only keys (`archMap`, `includes`, `excludes`, `comment`) are dropped;
+/// rules with `includes`/`excludes` conditions are kept unconditionally.
+pub fn seccomp_from_profile(text: &str) -> Result<Value> {
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| Error::Invalid(format!("seccomp profile: {e}")))?;
+    let default = v
+        .get("defaultAction")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::Invalid("seccomp profile: no defaultAction".into()))?;
+    let mut out = json!({"defaultAction": default});
+    if let Some(e) = v.get("defaultErrnoRet") {
+        out["defaultErrnoRet"] = e.clone();
+    }
+    let arches: Vec<Value> = match (v.get("architectures"), v.get("archMap")) {
+        (Some(Value::Array(a)), _) => a.clone(),
+        (_, Some(Value::Array(m))) => m
+            .iter()
+            .flat_map(|e| {
+                let mut v = vec![e["architecture"].clone()];
+                if let Some(Value::Array(s)) = e.get("subArchitectures") {
+                    v.extend(s.iter().cloned());
+                }
+                v
+            })
+            .collect(),
+        _ => vec![],
+    };
+    if !arches.is_empty() {
+        out["architectures"] = Value::Array(arches);
+    }
+    let mut rules = vec![];
+    for s in v
+        .get("syscalls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let names = match (s.get("names"), s.get("name")) {
+            (Some(n @ Value::Array(_)), _) => n.clone(),
+            (_, Some(Value::String(n))) => json!([n]),
+            _ => continue,
+        };
+        let mut r = json!({"names": names, "action": s.get("action").cloned().unwrap_or(json!("SCMP_ACT_ALLOW"))});
+        if let Some(e) = s.get("errnoRet") {
+            r["errnoRet"] = e.clone();
+        }
+        if let Some(a @ Value::Array(list)) = s.get("args")
+            && !list.is_empty()
+        {
+            r["args"] = a.clone();
+        }
+        rules.push(r);
+    }
+    out["syscalls"] = Value::Array(rules);
+    Ok(out)
+}
+
+/// Resolves `-u user[:group]` against the rootfs's /etc/passwd and
+/// /etc/group text. Numeric ids need no entry.
+pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32, Vec<u32>)> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let entries = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
+            .filter(|f| f.len() >= 4)
+            .collect()
+    };
+    let users = entries(passwd);
+    let groups = entries(group);
+    let (uid, name, mut gid) = if u.is_empty() {
+        (0, "root".to_string(), 0)
+    } else if let Ok(n) = u.parse::<u32>() {
+        let e = users.iter().find(|f| f[2] == u);
+        (
+            n,
+            e.map(|f| f[0].clone()).unwrap_or_default(),
+            e.and_then(|f| f[3].parse().ok()).unwrap_or(0),
+        )
+    } else {
+        let e = users.iter().find(|f| f[0] == u).ok_or_else(|| {
+            Error::Invalid(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        })?;
+        (
+            e[2].parse().unwrap_or(0),
+            u.to_string(),
+            e[3].parse().unwrap_or(0),
+        )
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups
+                .iter()
+                .find(|f| f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+    }
+    let extra: Vec<u32> = groups
+        .iter()
+        .filter(|f| !name.is_empty() && f[3].split(',').any(|m| m == name))
+        .filter_map(|f| f[2].parse().ok())
+        .filter(|g| *g != gid)
+        .collect();
+    Ok((uid, gid, extra))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> berth_image::spec::ContainerConfig {
+        berth_image::spec::ContainerConfig {
+            env: Some(vec!["A=1".into(), "PATH=/img".into()]),
+            cmd: Some(vec!["sh".into()]),
+            entrypoint: None,
+            working_dir: Some("/srv".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn args_follow_docker_rules() {
+        let img = image();
+        let mut c = ContainerConfig::default();
+        assert_eq!(process_args(&c, &img), vec!["sh"]);
+        c.cmd = vec!["echo".into(), "hi".into()];
+        assert_eq!(process_args(&c, &img), vec!["echo", "hi"]);
+        c.entrypoint = Some(vec!["/bin/env".into()]);
+        assert_eq!(process_args(&c, &img), vec!["/bin/env", "echo", "hi"]);
+        c.cmd.clear();
+        assert_eq!(process_args(&c, &img), vec!["/bin/env"]);
+    }
+
+    #[test]
+    fn spec_has_flags() {
+        let img = image();
+        let c = ContainerConfig {
+            env: vec!["A=2".into()],
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            pids_limit: Some(10),
+            read_only: true,
+            cap_drop: vec!["chown".into()],
+            ..Default::default()
+        };
+        let input = SpecInput {
+            id: "0123456789abcdef",
+            config: &c,
+            image: &img,
+            rootfs: "/r".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            mounts: vec![],
+            devices: vec![],
+            netns: None,
+            seccomp: None,
+            host_caps: u64::MAX,
+        };
+        let spec = build(&input).unwrap();
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["hostname"], "0123456789ab");
+        assert_eq!(v["process"]["cwd"], "/srv");
+        let env: Vec<String> = serde_json::from_value(v["process"]["env"].clone()).unwrap();
+        assert!(env.contains(&"A=2".to_string()) && env.contains(&"PATH=/img".to_string()));
+        assert!(!env.contains(&"A=1".to_string()));
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
+        assert_eq!(v["root"]["readonly"], true);
+        let caps: Vec<String> =
+            serde_json::from_value(v["process"]["capabilities"]["bounding"].clone()).unwrap();
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()) && caps.contains(&"CAP_KILL".to_string()));
+        let ns = v["linux"]["namespaces"].as_array().unwrap();
+        assert!(
+            ns.iter()
+                .any(|n| n["type"] == "network" && n.get("path").is_none())
+        );
+    }
+
+    #[test]
+    fn users_resolve() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\napp:x:1000:1000::/:/bin/sh\n";
+        let group = "root:x:0:\nnogroup:x:65534:\nwheel:x:10:app\n";
+        assert_eq!(
+            resolve_user("nobody", passwd, group).unwrap(),
+            (65534, 65534, vec![])
+        );
+        assert_eq!(
+            resolve_user("app", passwd, group).unwrap(),
+            (1000, 1000, vec![10])
+        );
+        assert_eq!(
+            resolve_user("1234:5", passwd, group).unwrap(),
+            (1234, 5, vec![])
+        );
+        assert_eq!(resolve_user("app:root", passwd, group).unwrap().1, 0);
+        assert!(resolve_user("ghost", passwd, group).is_err());
+    }
+
+    #[test]
+    fn docker_seccomp_profiles_convert() {
+        let p = r#"{"defaultAction":"SCMP_ACT_ERRNO","archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86"]}],
+                   "syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW","args":[],"comment":"x","includes":{}}]}"#;
+        let v = seccomp_from_profile(p).unwrap();
+        assert_eq!(
+            v["architectures"],
+            json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
+        );
+        assert_eq!(v["syscalls"][0]["names"], json!(["read", "write"]));
+        assert!(v["syscalls"][0].get("args").is_none());
+    }
+}
