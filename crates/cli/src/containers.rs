@@ -361,7 +361,7 @@ pub enum ContainerCmd {
 }
 
 pub fn exes() -> Result<(PathBuf, PathBuf)> {
-    let me = std::env::current_exe().context("locating the berth binary")?;
+    let me = berth_runtime::selfexe::original_exe().context("locating the berth binary")?;
     let monitor = match std::env::var_os("BERTH_MONITOR") {
         Some(p) => PathBuf::from(p),
         None => me.with_file_name("berth-monitor"),
@@ -1199,7 +1199,7 @@ pub fn healthcheck(root: &Path, id: &str) -> Result<u8> {
         _ => return Ok(0),
     };
     let start = berth_engine::time::now_rfc3339();
-    let me = std::env::current_exe()?;
+    let me = berth_runtime::selfexe::original_exe()?;
     let mut child = std::process::Command::new(me)
         .arg("--root")
         .arg(root)

@@ -68,6 +68,20 @@ pub enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that may start or join a container re-execute from a copy of
+    // this binary that cannot be written, so no container process can reach
+    // the host file through /proc/PID/exe (berth_runtime::selfexe).
+    if matches!(
+        cli.command,
+        Command::Container(_)
+            | Command::Container2(_)
+            | Command::MonitorExited { .. }
+            | Command::Healthcheck { .. }
+    ) && let Err(e) = berth_runtime::selfexe::reexec_sealed()
+    {
+        eprintln!("berth: {e}");
+        return ExitCode::from(125);
+    }
     let root = cli.root.clone();
     let r = match cli.command {
         Command::Container(c) => containers::run(&root, c),

@@ -625,7 +625,7 @@ impl Engine {
         let devices = Self::resolve_devices(&c.config)?;
         let seccomp = match &c.config.seccomp_profile {
             Some(text) => Some(crate::spec::seccomp_from_profile(text)?),
-            None => None,
+            None => Some(crate::spec::default_seccomp(&c.config)?),
         };
         let (netns, files, ports, ip) = self.setup_network(c, &hostname)?;
         // Hosts files first so a user -v over /etc/hosts wins.
@@ -1199,8 +1199,7 @@ impl Engine {
         Ok(())
     }
 
-    /// `pause`: SIGSTOP to every process of the container (the freezer
-    /// cgroup takes over once the runtime manages cgroups).
+    /// `pause`: freezes every process of the container (cgroup freezer).
     pub fn pause(&mut self, name_or_id: &str) -> Result<()> {
         let c = self.get(name_or_id)?;
         if c.state.status != Status::Running {
@@ -1209,12 +1208,7 @@ impl Engine {
                 message: format!("is {}, not running", c.state.status.as_str()),
             });
         }
-        for p in procs::container_pids(c.state.pid) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGSTOP,
-            );
-        }
+        self.backend(&c).freeze(&c.id, true)?;
         self.db.update_state(&c.id, |s| {
             s.status = Status::Paused;
             Ok(())
@@ -1231,12 +1225,7 @@ impl Engine {
                 message: "is not paused".into(),
             });
         }
-        for p in procs::container_pids(c.state.pid) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGCONT,
-            );
-        }
+        self.backend(&c).freeze(&c.id, false)?;
         self.db.update_state(&c.id, |s| {
             if s.status == Status::Paused {
                 s.status = Status::Running;

@@ -143,6 +143,19 @@ impl Backend {
         }
     }
 
+    /// Freezes (`pause`) or thaws (`resume`) every process of the container
+    /// through its cgroup's freezer.
+    pub fn freeze(&self, id: &str, frozen: bool) -> Result<()> {
+        match self {
+            Backend::Builtin(rt) if frozen => Ok(rt.pause(id)?),
+            Backend::Builtin(rt) => Ok(rt.resume(id)?),
+            Backend::External { binary, root } => {
+                let op = if frozen { "pause" } else { "resume" };
+                self.ext(binary, root, &[op, id]).map(drop)
+            }
+        }
+    }
+
     /// Removes the runtime state (killing what is left); a missing
     /// container is not an error.
     pub fn delete(&self, id: &str) -> Result<()> {

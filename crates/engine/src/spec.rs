@@ -447,6 +447,19 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         .map_err(|e| Error::Other(format!("container {}: building config.json: {e}", input.id)))
 }
 
+/// berth's default seccomp profile (Docker's rules, crates/runtime/profiles),
+/// resolved for the capabilities the container will hold: rules gated on a
+/// capability (e.g. the mount family with CAP_SYS_ADMIN) follow `--cap-add`.
+pub fn default_seccomp(config: &ContainerConfig) -> Result<Value> {
+    let caps: Vec<oci_spec::runtime::Capability> = capabilities(config)?
+        .iter()
+        .filter_map(|c| serde_json::from_value(Value::String(c.clone())).ok())
+        .collect();
+    let profile = berth_runtime::profiles::Profile::builtin();
+    let s = berth_runtime::profiles::seccomp_for(&profile, &caps, std::env::consts::ARCH);
+    serde_json::to_value(s).map_err(|e| Error::Other(format!("default seccomp profile: {e}")))
+}
+
 /// Converts a Docker seccomp profile (or an OCI `linux.seccomp` object) to
 /// the OCI form: `defaultAction`, `architectures`, `syscalls[{names, action, errnoRet, args}]`.
 /// Docker-only keys (`archMap`, `includes`, `excludes`, `comment`) are dropped;

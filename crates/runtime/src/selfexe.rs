@@ -197,6 +197,19 @@ pub fn sealed_copy() -> Result<OwnedFd> {
     Ok(OwnedFd::from(out))
 }
 
+/// The environment variable that carries the binary's real path across the
+/// re-exec (after it, /proc/self/exe names the copy).
+pub const ORIGINAL_EXE_ENV: &str = "BERTH_ORIGINAL_EXE";
+
+/// The path of this program's binary on the host, also after a sealed
+/// re-exec (for finding companion binaries next to it).
+pub fn original_exe() -> std::io::Result<std::path::PathBuf> {
+    match std::env::var_os(ORIGINAL_EXE_ENV) {
+        Some(p) if running_sealed() => Ok(p.into()),
+        _ => std::env::current_exe(),
+    }
+}
+
 /// Re-executes the current process (same argv and environment) from a
 /// sealed memfd copy of its binary, unless it already runs from one.
 /// Returns only on failure, or when already sealed.
@@ -212,7 +225,16 @@ pub fn reexec_sealed() -> Result<()> {
         .map(|a| CString::new(a.into_encoded_bytes()))
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| Error::Other("an argument contains NUL".into()))?;
+    let original = std::env::current_exe().map_err(|e| Error::Sys {
+        what: "sealed runtime copy: locating the binary".into(),
+        source: e,
+    })?;
     let env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != ORIGINAL_EXE_ENV)
+        .chain(std::iter::once((
+            ORIGINAL_EXE_ENV.into(),
+            original.into_os_string(),
+        )))
         .map(|(k, v)| {
             let mut kv = k.into_encoded_bytes();
             kv.push(b'=');
