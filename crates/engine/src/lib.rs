@@ -1,1 +1,3 @@
 //! berth-engine (see ../../../shared/DESIGN.md).
+
+pub mod build;

@@ -47,6 +47,7 @@ pub mod snapshot;
 pub mod spec;
 mod store;
 mod timefmt;
+pub mod transfer;
 
 pub use archive::{ArchiveFormat, LoadedImage};
 pub use digest::Digest;
