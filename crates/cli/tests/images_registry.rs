@@ -93,3 +93,44 @@ fn htpasswd_registry_needs_login_and_credentials_are_private() {
     assert!(err.contains("authentication required"), "{err}");
     assert_eq!(a.out(&["logout", &host]).status.code(), Some(1));
 }
+
+#[test]
+fn corrupt_registry_blob_is_named_and_nothing_lands() {
+    let reg = Registry::anonymous();
+    let host = reg.host();
+    let a = Berth::new();
+    import_busybox(&a, "bb:1");
+    let dest = format!("{host}/test/corrupt:1");
+    a.ok(&["push", "-q", "bb:1", &dest]);
+    let layer = a
+        .ok(&["image", "inspect", "-f", "{{json .}}", "bb:1"])
+        .trim()
+        .to_string();
+    let _: serde_json::Value = serde_json::from_str(&layer).unwrap();
+    // Flip bytes of every large blob (the layer) in the registry's storage.
+    let blobs = reg.dir.path().join("data/docker/registry/v2/blobs/sha256");
+    let mut flipped = Vec::new();
+    for prefix in std::fs::read_dir(&blobs).unwrap() {
+        for blob in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let blob = blob.unwrap().path();
+            let data = blob.join("data");
+            let mut bytes = std::fs::read(&data).unwrap();
+            if bytes.len() > 100_000 {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0xff;
+                std::fs::write(&data, bytes).unwrap();
+                flipped.push(blob.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert_eq!(flipped.len(), 1, "one layer blob");
+    let b = Berth::new();
+    let err = b.fails(&["pull", "-q", &dest]);
+    assert!(
+        err.contains(&flipped[0][..12]) && err.contains("verification"),
+        "names the bad blob: {err}"
+    );
+    assert!(b.ids().is_empty(), "no image registered");
+    let content = b.root.path().join("content/blobs/sha256").join(&flipped[0]);
+    assert!(!content.exists(), "the bad blob never lands");
+}
