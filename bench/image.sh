@@ -28,11 +28,16 @@ COMMIT="$CARGO_TARGET_DIR/release/examples/commit_bench"
 W=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 REG_PID=
 cleanup() {
-    [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
+    local rc=$?
+    if [ -n "$REG_PID" ]; then
+        kill "$REG_PID" 2>/dev/null || true
+        wait "$REG_PID" 2>/dev/null || true
+    fi
     for d in "$W"/podman*; do
         [ -d "$d" ] && pod "$d" system reset -f >/dev/null 2>&1 || true
     done
     rm -rf "$W"
+    exit "$rc"
 }
 trap cleanup EXIT
 

@@ -321,3 +321,38 @@ fn images_move_between_berth_and_podman() {
     // Clean podman's private storage (its vfs layers may be root-owned).
     let _ = podman(pdir.path()).args(["system", "reset", "-f"]).output();
 }
+
+#[test]
+fn shell_and_user_apply_to_run() {
+    if !berth_testutil::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Berth::new();
+    import_busybox(&b, "bb:1");
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM bb:1\n\
+         WORKDIR /w\n\
+         RUN chmod 0777 /w\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         USER nobody\n\
+         RUN echo \"$(id -u):$(id -g) $0\" > /w/who\n\
+         USER root\n\
+         RUN cat /w/who /nonexistent || true\n",
+    );
+    let (id, _) = build(&b, ctx.path(), &[]);
+    assert_eq!(file_in_image(&b, &id, "/w/who"), "65534:65534 /bin/sh\n");
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM bb:1\nCOPY --from=bb:1 /no/such/file /x\n",
+    );
+    let err = b.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert!(
+        err.contains("/no/such/file") && err.contains("line 2"),
+        "{err}"
+    );
+}

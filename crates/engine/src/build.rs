@@ -371,7 +371,7 @@ impl Builder<'_, '_, '_> {
         let (m, cfg) = self.store.read_image(&id)?;
         Ok(StageResult {
             state: LayerState {
-                layers: m.layers,
+                layers: m.layers.into_iter().map(oci_layer).collect(),
                 diff_ids: cfg.rootfs.diff_ids.clone(),
                 history: cfg.history.clone(),
                 chain: rec.chain_id,
@@ -661,6 +661,20 @@ impl Builder<'_, '_, '_> {
         let _ = snaps.remove(&view);
         r
     }
+}
+
+/// The OCI media type of a base layer: the new image has an OCI manifest
+/// (the layer bytes are the same).
+fn oci_layer(mut d: berth_image::spec::Descriptor) -> berth_image::spec::Descriptor {
+    use berth_image::spec::{
+        DOCKER_LAYER_FOREIGN, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR, OCI_LAYER, OCI_LAYER_GZIP,
+    };
+    d.media_type = match d.media_type.as_str() {
+        DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN => OCI_LAYER_GZIP.to_string(),
+        DOCKER_LAYER_TAR => OCI_LAYER.to_string(),
+        _ => d.media_type,
+    };
+    d
 }
 
 fn is_url(s: &str) -> bool {
