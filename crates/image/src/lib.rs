@@ -41,6 +41,7 @@ pub mod filter;
 pub mod gc;
 pub mod layer;
 pub mod metadata;
+pub mod pgzip;
 pub mod reference;
 pub mod registry;
 pub mod snapshot;

@@ -539,7 +539,7 @@ impl ImageStore {
     /// until the layer is part of an image, or GC may collect it.
     pub fn snapshot_layer(&self, key: &str) -> Result<(Descriptor, Digest)> {
         let w = self.content.writer(None)?;
-        let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
+        let mut gz = crate::pgzip::ParallelGzEncoder::new(w, flate2::Compression::default());
         let stats = self.snapshots.diff(key, &mut gz, &DiffOptions::default())?;
         let w = gz.finish().ctx(|| "finish gzip layer".into())?;
         let (digest, size) = w.commit()?;
