@@ -180,8 +180,8 @@ pub fn write_file(
     attrs: &Attrs,
 ) -> io::Result<()> {
     clear(dir, name)?;
-    // O_PATH fds cannot be used to create files with openat's dirfd? They
-    // can: openat(2) accepts an O_PATH directory fd as dirfd.
+    // openat(2) accepts an O_PATH directory fd as dirfd; O_NOFOLLOW keeps a
+    // symlink planted at `name` from redirecting the write.
     let fd = rustix::fs::openat(
         dir,
         name,
