@@ -1,7 +1,9 @@
 //! Parallel gzip in pigz's shape: the input is cut into fixed 1 MiB blocks,
 //! each compressed independently as raw deflate on its own thread and ended
 //! with a sync flush (an empty stored block, so it ends on a byte boundary);
-//! the last block ends the stream. The concatenation is one ordinary deflate
+//! the last block ends the stream. A full batch (one block per thread) is
+//! compressed in the background while the caller produces the next one.
+//! The concatenation is one ordinary deflate
 //! stream in one gzip member (RFC 1951 §3.2.3 blocks, RFC 1952 member), so
 //! every gzip reader accepts it. Output is deterministic: the blocking does
 //! not depend on the thread count, the header has mtime 0, no name, OS 255.
@@ -16,7 +18,8 @@ const BLOCK: usize = 1 << 20;
 
 /// A `Write` that gzips into `inner` using up to `threads` threads.
 pub struct ParallelGzEncoder<W: Write> {
-    inner: W,
+    /// None once finished.
+    inner: Option<W>,
     level: Compression,
     threads: usize,
     /// Full blocks waiting for a parallel batch, and the one being filled.
@@ -25,6 +28,9 @@ pub struct ParallelGzEncoder<W: Write> {
     crc: crc32fast::Hasher,
     size: u64,
     header_written: bool,
+    /// The batch being compressed in the background while the caller keeps
+    /// producing input (the diff walk overlaps compression).
+    in_flight: Option<std::thread::JoinHandle<io::Result<Vec<Vec<u8>>>>>,
 }
 
 /// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
@@ -73,7 +79,7 @@ impl<W: Write> ParallelGzEncoder<W> {
 
     pub fn with_threads(inner: W, level: Compression, threads: usize) -> Self {
         ParallelGzEncoder {
-            inner,
+            inner: Some(inner),
             level,
             threads: threads.max(1),
             pending: Vec::new(),
@@ -81,48 +87,97 @@ impl<W: Write> ParallelGzEncoder<W> {
             crc: crc32fast::Hasher::new(),
             size: 0,
             header_written: false,
+            in_flight: None,
         }
     }
 
-    /// Compresses `blocks` in parallel (the last one ends the stream when
-    /// `last`) and writes them in order.
-    fn flush_blocks(&mut self, blocks: Vec<Vec<u8>>, last: bool) -> io::Result<()> {
+    fn write_header(&mut self) -> io::Result<()> {
         if !self.header_written {
-            self.inner.write_all(&HEADER)?;
+            self.out()?.write_all(&HEADER)?;
             self.header_written = true;
         }
-        let n = blocks.len();
-        let level = self.level;
-        let outputs: Vec<io::Result<Vec<u8>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = blocks
-                .iter()
-                .enumerate()
-                .map(|(i, b)| s.spawn(move || deflate_block(b, level, last && i + 1 == n)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("compression thread panicked")))
-                })
-                .collect()
-        });
-        for o in outputs {
-            self.inner.write_all(&o?)?;
+        Ok(())
+    }
+
+    /// Waits for the background batch and writes its output.
+    fn drain(&mut self) -> io::Result<()> {
+        if let Some(h) = self.in_flight.take() {
+            let outputs = h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("compression thread panicked")))?;
+            self.write_header()?;
+            for o in outputs {
+                self.out()?.write_all(&o)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Starts compressing a batch of full (non-final) blocks in the
+    /// background, after writing the previous batch's output.
+    fn submit(&mut self, blocks: Vec<Vec<u8>>) -> io::Result<()> {
+        self.drain()?;
+        let level = self.level;
+        self.in_flight = Some(std::thread::spawn(move || {
+            compress_all(&blocks, level, false)
+        }));
         Ok(())
     }
 
     /// Ends the stream (trailer: CRC32 and size mod 2^32) and returns the writer.
     pub fn finish(mut self) -> io::Result<W> {
+        self.drain()?;
         let mut blocks = std::mem::take(&mut self.pending);
         blocks.push(std::mem::take(&mut self.current));
-        self.flush_blocks(blocks, true)?;
+        let outputs = compress_all(&blocks, self.level, true)?;
+        self.write_header()?;
+        for o in outputs {
+            self.out()?.write_all(&o)?;
+        }
         let crc = self.crc.clone().finalize();
-        self.inner.write_all(&crc.to_le_bytes())?;
-        self.inner.write_all(&(self.size as u32).to_le_bytes())?;
-        Ok(self.inner)
+        self.out()?.write_all(&crc.to_le_bytes())?;
+        let size = self.size as u32;
+        self.out()?.write_all(&size.to_le_bytes())?;
+        self.inner
+            .take()
+            .ok_or_else(|| io::Error::other("gzip stream already finished"))
     }
+
+    fn out(&mut self) -> io::Result<&mut W> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("gzip stream already finished"))
+    }
+}
+
+impl<W: Write> Drop for ParallelGzEncoder<W> {
+    fn drop(&mut self) {
+        // Never leave a compression thread running behind an abandoned
+        // encoder (a build clones container inits from this process).
+        if let Some(h) = self.in_flight.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Compresses `blocks` on one thread each (the last one ends the stream
+/// when `last`), returning the outputs in order.
+fn compress_all(blocks: &[Vec<u8>], level: Compression, last: bool) -> io::Result<Vec<Vec<u8>>> {
+    let n = blocks.len();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| s.spawn(move || deflate_block(b, level, last && i + 1 == n)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("compression thread panicked")))
+            })
+            .collect()
+    })
 }
 
 impl<W: Write> Write for ParallelGzEncoder<W> {
@@ -136,14 +191,14 @@ impl<W: Write> Write for ParallelGzEncoder<W> {
             self.pending.push(full);
             if self.pending.len() == self.threads {
                 let batch = std::mem::take(&mut self.pending);
-                self.flush_blocks(batch, false)?;
+                self.submit(batch)?;
             }
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.out()?.flush()
     }
 }
 
