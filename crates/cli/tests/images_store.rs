@@ -188,3 +188,26 @@ fn bad_archives_are_named_and_leave_the_store_unchanged() {
     assert!(!tmp.path().join("escape").exists());
     assert_eq!(b.ids(), before, "store unchanged");
 }
+
+#[test]
+fn save_to_stdout_and_load_from_stdin() {
+    let a = Berth::new();
+    let id = import_busybox(&a, "pipe:1");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("piped.tar");
+    let out = fs::File::create(&path).unwrap();
+    let st = a.cmd(&["save", "pipe:1"]).stdout(out).status().unwrap();
+    assert!(st.success());
+    let b = Berth::new();
+    let o = b
+        .cmd(&["load", "-q"])
+        .stdin(fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "docker.io/library/pipe:1"
+    );
+    assert_eq!(b.ids(), vec![id]);
+}
