@@ -3,6 +3,7 @@
 
 mod containers;
 mod format;
+mod images;
 mod system;
 mod volumes;
 
@@ -45,10 +46,8 @@ pub enum Command {
     System(system::SystemCmd),
     #[command(flatten)]
     Top(system::TopLevel),
-    // ---- integrator: image commands go here (with `mod images;` above
-    // and `Command::Image(c) => images::run(&root, c)` in main) ----
-    // #[command(flatten)]
-    // Image(images::Commands),
+    #[command(flatten)]
+    Image(images::Commands),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  berth completion bash > /etc/bash_completion.d/berth\n  berth completion zsh > \"${fpath[1]}/_berth\""
@@ -96,6 +95,7 @@ fn main() -> ExitCode {
         }
         Command::MonitorExited { id, code } => containers::monitor_exited(&root, &id, code),
         Command::Healthcheck { id } => containers::healthcheck(&root, &id),
+        Command::Image(c) => images::run(c, &images::Paths::for_root(&root)).map(|code| code as u8),
         Command::ImportRootfs { tar, name } => containers::import_rootfs(&root, &tar, &name),
     };
     match r {

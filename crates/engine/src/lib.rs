@@ -15,8 +15,8 @@
 //! cleans up, and applies the restart policy (restarting in the same
 //! process, which execs `berth-monitor` again).
 
+pub mod build;
 pub mod db;
-// integrator: `pub mod build;` (the Containerfile executor, another branch) goes here.
 pub mod engine;
 pub mod error;
 pub mod fsutil;

@@ -41,12 +41,14 @@ pub mod filter;
 pub mod gc;
 pub mod layer;
 pub mod metadata;
+pub mod pgzip;
 pub mod reference;
 pub mod registry;
 pub mod snapshot;
 pub mod spec;
 mod store;
 mod timefmt;
+pub mod transfer;
 
 pub use archive::{ArchiveFormat, LoadedImage};
 pub use digest::Digest;

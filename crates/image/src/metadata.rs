@@ -79,6 +79,17 @@ impl LeaseTarget {
     }
 }
 
+/// Whether `e` is SQLite's "busy" or "locked" (worth retrying).
+fn is_busy(e: &Error) -> bool {
+    match e {
+        Error::Db { source, .. } => matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        ),
+        _ => false,
+    }
+}
+
 /// Seconds since the epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -89,11 +100,37 @@ pub fn now() -> i64 {
 
 impl Db {
     /// Opens (creating) the database at `path`.
+    ///
+    /// Several processes may open a fresh database at once. Switching to WAL
+    /// needs an exclusive lock and SQLite answers `SQLITE_BUSY` at once
+    /// (without calling the busy handler) when another connection holds
+    /// one, and a schema write from a read transaction may be refused the
+    /// same way to avoid deadlock (<https://www.sqlite.org/rescode.html#busy>).
+    /// So the set-up is retried with a bounded backoff on busy/locked.
     pub fn open(path: &Path) -> Result<Arc<Db>> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
         }
-        let conn = Connection::open(path).db(&format!("open {}", path.display()))?;
+        let mut delay = Duration::from_millis(5);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match Self::try_open(path) {
+                Ok(conn) => {
+                    return Ok(Arc::new(Db {
+                        conn: Mutex::new(conn),
+                    }));
+                }
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Connection> {
+        let mut conn = Connection::open(path).db(&format!("open {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(30))
             .db("set busy timeout")?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -102,10 +139,14 @@ impl Db {
             .db("enable foreign keys")?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .db("set synchronous")?;
-        conn.execute_batch(SCHEMA).db("create image tables")?;
-        Ok(Arc::new(Db {
-            conn: Mutex::new(conn),
-        }))
+        // Schema creation as one immediate (write-locked from the start)
+        // transaction: no read-to-write upgrade that SQLite could refuse.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db("begin schema transaction")?;
+        tx.execute_batch(SCHEMA).db("create image tables")?;
+        tx.commit().db("commit image tables")?;
+        Ok(conn)
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed when `f`

@@ -239,6 +239,15 @@ fn pid_alive(holder: &str) -> bool {
     }
 }
 
+/// Snapshot keys of short-lived operations (`<kind>:<pid>:<n>`): layer
+/// extraction and import here, build steps and `COPY --from` views of the
+/// engine's build driver. Those of dead processes are crash leftovers.
+fn is_operation_key(key: &str) -> bool {
+    ["extract:", "import:", "build-step:", "build-view:"]
+        .iter()
+        .any(|p| key.starts_with(p))
+}
+
 fn to_oci_layer_type(media_type: &str) -> String {
     match media_type {
         spec::DOCKER_LAYER_GZIP | spec::DOCKER_LAYER_FOREIGN => spec::OCI_LAYER_GZIP.to_string(),
@@ -539,7 +548,7 @@ impl ImageStore {
     /// until the layer is part of an image, or GC may collect it.
     pub fn snapshot_layer(&self, key: &str) -> Result<(Descriptor, Digest)> {
         let w = self.content.writer(None)?;
-        let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
+        let mut gz = crate::pgzip::ParallelGzEncoder::new(w, flate2::Compression::default());
         let stats = self.snapshots.diff(key, &mut gz, &DiffOptions::default())?;
         let w = gz.finish().ctx(|| "finish gzip layer".into())?;
         let (digest, size) = w.commit()?;
@@ -874,10 +883,7 @@ impl ImageStore {
         let snaps = self.snapshots.list()?;
         // Active extractions of dead processes are crash leftovers.
         for s in &snaps {
-            if s.kind == Kind::Active
-                && (s.key.starts_with("extract:") || s.key.starts_with("import:"))
-                && !pid_alive(&s.key)
-            {
+            if s.kind == Kind::Active && is_operation_key(&s.key) && !pid_alive(&s.key) {
                 let _ = self.snapshots.remove(&s.key);
             }
         }
@@ -1194,4 +1200,24 @@ pub fn familiar_name(full: &str) -> String {
     Reference::parse(full)
         .map(|r| r.familiar())
         .unwrap_or_else(|_| familiar_repository(full))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_keys() {
+        for k in [
+            "extract:1:2",
+            "import:1:2",
+            "build-step:1:2",
+            "build-view:9:1",
+        ] {
+            assert!(is_operation_key(k), "{k}");
+        }
+        for k in ["container:abc", "sha256:0123", "build:1:2"] {
+            assert!(!is_operation_key(k), "{k}");
+        }
+    }
 }

@@ -1,0 +1,136 @@
+//! `berth push/pull/login/logout` against Debian's `docker-registry` on
+//! 127.0.0.1 (anonymous and htpasswd), with `skopeo` as the oracle.
+
+mod images_util;
+
+use images_util::{Berth, Registry, have, import_busybox, tool};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+#[test]
+fn push_pull_roundtrip_mount_and_skopeo_interop() {
+    let reg = Registry::anonymous();
+    let host = reg.host();
+    let a = Berth::new();
+    let id = import_busybox(&a, "bb:1");
+    let dest = format!("{host}/test/bb:1");
+    let o = a.out(&["push", "bb:1", &dest]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("pushed"), "{stderr}");
+    let manifest_digest = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(manifest_digest.starts_with("sha256:"));
+
+    // Same layers into another repository of the same registry: mounted.
+    a.ok(&["tag", "bb:1", &dest]);
+    let o = a.out(&["push", "bb:1", &format!("{host}/other/bb:1")]);
+    assert!(o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("mounted from another repository"),
+        "{stderr}"
+    );
+
+    // A second store pulls it: same image id, repo digest recorded.
+    let b = Berth::new();
+    let pulled = b.ok(&["pull", &dest]);
+    assert_eq!(pulled.trim(), id);
+    let digests = b.ok(&["images", "--digests", "--format", "{{.Digest}}"]);
+    assert_eq!(digests.trim(), manifest_digest);
+    // Pulling again finds every blob present.
+    let o = b.out(&["pull", &dest]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists") || o.status.success());
+
+    if have("skopeo") {
+        // skopeo reads what berth pushed ...
+        let inspect = tool(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{dest}"),
+        ]));
+        let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+        assert_eq!(v["Digest"], manifest_digest);
+        // ... and berth pulls what skopeo pushed (docker schema 2).
+        let tmp = tempfile::tempdir().unwrap();
+        let archive = tmp.path().join("bb.tar");
+        a.ok(&["save", "-o", archive.to_str().unwrap(), "bb:1"]);
+        let sk = format!("{host}/skopeo/bb:2");
+        tool(Command::new("skopeo").args([
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("docker://{sk}"),
+        ]));
+        let c = Berth::new();
+        assert_eq!(c.ok(&["pull", &sk]).trim(), id);
+    }
+    let err = a.fails(&["pull", &format!("{host}/test/missing:1")]);
+    assert!(err.contains("missing"), "{err}");
+}
+
+#[test]
+fn htpasswd_registry_needs_login_and_credentials_are_private() {
+    let reg = Registry::htpasswd("alice", "s3cret");
+    let host = reg.host();
+    let a = Berth::new();
+    import_busybox(&a, "bb:1");
+    let dest = format!("{host}/private/bb:1");
+    let err = a.fails(&["push", "bb:1", &dest]);
+    assert!(err.contains("authentication required"), "{err}");
+    let err = a.fails(&["login", &host, "-u", "alice", "-p", "wrong"]);
+    assert!(err.contains("invalid username or password"), "{err}");
+    a.ok(&["login", &host, "-u", "alice", "-p", "s3cret"]);
+    let auth = a.root.path().join("auth.json");
+    let mode = std::fs::metadata(&auth).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "credentials file is private");
+    a.ok(&["push", "bb:1", &dest]);
+    let b = Berth::new();
+    let err = b.fails(&["pull", &dest]);
+    assert!(err.contains("authentication required"), "{err}");
+    b.ok(&["pull", "--creds", "alice:s3cret", &dest]);
+    a.ok(&["logout", &host]);
+    let err = a.fails(&["pull", &dest]);
+    assert!(err.contains("authentication required"), "{err}");
+    assert_eq!(a.out(&["logout", &host]).status.code(), Some(1));
+}
+
+#[test]
+fn corrupt_registry_blob_is_named_and_nothing_lands() {
+    let reg = Registry::anonymous();
+    let host = reg.host();
+    let a = Berth::new();
+    import_busybox(&a, "bb:1");
+    let dest = format!("{host}/test/corrupt:1");
+    a.ok(&["push", "-q", "bb:1", &dest]);
+    let layer = a
+        .ok(&["image", "inspect", "-f", "{{json .}}", "bb:1"])
+        .trim()
+        .to_string();
+    let _: serde_json::Value = serde_json::from_str(&layer).unwrap();
+    // Flip bytes of every large blob (the layer) in the registry's storage.
+    let blobs = reg.dir.path().join("data/docker/registry/v2/blobs/sha256");
+    let mut flipped = Vec::new();
+    for prefix in std::fs::read_dir(&blobs).unwrap() {
+        for blob in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let blob = blob.unwrap().path();
+            let data = blob.join("data");
+            let mut bytes = std::fs::read(&data).unwrap();
+            if bytes.len() > 100_000 {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0xff;
+                std::fs::write(&data, bytes).unwrap();
+                flipped.push(blob.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert_eq!(flipped.len(), 1, "one layer blob");
+    let b = Berth::new();
+    let err = b.fails(&["pull", "-q", &dest]);
+    assert!(
+        err.contains(&flipped[0][..12]) && err.contains("verification"),
+        "names the bad blob: {err}"
+    );
+    assert!(b.ids().is_empty(), "no image registered");
+    let content = b.root.path().join("content/blobs/sha256").join(&flipped[0]);
+    assert!(!content.exists(), "the bad blob never lands");
+}
