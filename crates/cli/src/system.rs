@@ -88,11 +88,36 @@ pub enum NetworkCmd {
         subnet: Option<String>,
         #[arg(long)]
         gateway: Option<String>,
+        /// Hand out addresses only from this sub-range of the subnet.
+        #[arg(long = "ip-range")]
+        ip_range: Option<String>,
         #[arg(long)]
         internal: bool,
+        /// KEY=VALUE metadata (repeatable).
+        #[arg(long)]
+        label: Vec<String>,
         #[arg(short, long, default_value = "bridge")]
         driver: String,
         name: String,
+    },
+    /// Connect a running container to a network.
+    #[command(after_help = "Examples:\n  berth network connect --alias db mynet web")]
+    Connect {
+        /// A static address in the network's subnet.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Extra DNS names for the container on this network (repeatable).
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
     },
     /// List networks.
     #[command(alias = "list")]
@@ -358,10 +383,28 @@ pub fn run(root: &Path, c: SystemCmd) -> Result<u8> {
 pub fn network(root: &Path, c: NetworkCmd) -> Result<u8> {
     let mut e = Engine::open(root)?;
     match c {
+        NetworkCmd::Connect {
+            ip,
+            alias,
+            network,
+            container,
+        } => {
+            let ip = ip.map(|i| i.parse()).transpose().context("invalid --ip")?;
+            e.connect(&network, &container, ip, alias)?;
+        }
+        NetworkCmd::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            e.disconnect(&network, &container)?;
+        }
         NetworkCmd::Create {
             subnet,
             gateway,
+            ip_range,
             internal,
+            label,
             driver,
             name,
         } => {
@@ -375,7 +418,18 @@ pub fn network(root: &Path, c: NetworkCmd) -> Result<u8> {
                     .map(|g| g.parse())
                     .transpose()
                     .context("invalid --gateway")?,
+                ip_range: ip_range
+                    .map(|s| s.parse())
+                    .transpose()
+                    .context("invalid --ip-range")?,
                 internal,
+                labels: label
+                    .iter()
+                    .map(|l| match l.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => (l.clone(), String::new()),
+                    })
+                    .collect(),
                 ..Default::default()
             };
             let rec = e.net()?.create_network(&spec)?;

@@ -123,3 +123,80 @@ fn bridge_ports_and_networks() {
     b.ok(&["rm", "-f", "web"]);
     assert!(b.ok(&["system", "check"]).contains("nothing to repair"));
 }
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let Some(b) = Instance::new() else { return };
+    let third: u32 = b.subnet.split('.').nth(2).unwrap().parse().unwrap();
+    let net = format!("10.200.{}", third + 2);
+    b.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{net}.0/24"),
+        "--ip-range",
+        &format!("{net}.128/25"),
+        "--label",
+        "team=db",
+        "cnet",
+    ]);
+    let info = b.ok(&["network", "inspect", "cnet"]);
+    assert!(info.contains("team"), "{info}");
+    b.ok(&["run", "-d", "--name", "a", "busybox", "sleep", "100"]);
+    let ip = format!("{net}.200");
+    b.ok(&[
+        "network", "connect", "--ip", &ip, "--alias", "db", "cnet", "a",
+    ]);
+    let addrs = b.ok(&["exec", "a", "ip", "-o", "-4", "addr"]);
+    assert!(addrs.contains(&format!("{ip}/24")), "{addrs}");
+    // A second container on the network gets an address from --ip-range.
+    let other = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "cnet",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    let host_part: u32 = other
+        .split(&format!("{net}."))
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(host_part >= 128, "{other}");
+    // The connected container answers on its new address.
+    let ping = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "cnet",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        &ip,
+    ]);
+    assert!(ping.contains("1 packets received"), "{ping}");
+    let o = b.run(&["network", "rm", "cnet"]);
+    assert!(!o.status.success(), "removed a network in use");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    b.ok(&["network", "disconnect", "cnet", "a"]);
+    let addrs = b.ok(&["exec", "a", "ip", "-o", "-4", "addr"]);
+    assert!(!addrs.contains(&ip), "{addrs}");
+    b.ok(&["network", "rm", "cnet"]);
+    b.ok(&["rm", "-f", "a"]);
+    assert!(b.ok(&["system", "check"]).contains("nothing to repair"));
+}

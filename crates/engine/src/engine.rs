@@ -1199,6 +1199,75 @@ impl Engine {
         Ok(())
     }
 
+    /// `network connect`: attaches a running container to one more network
+    /// (a new veth in its sandbox, an address, DNS name and aliases), then
+    /// rewrites its /etc/hosts in place (the file is bind-mounted, so the
+    /// container sees the change).
+    pub fn connect(
+        &mut self,
+        network: &str,
+        name_or_id: &str,
+        ip: Option<std::net::Ipv4Addr>,
+        aliases: Vec<String>,
+    ) -> Result<()> {
+        let c = self.get(name_or_id)?;
+        if !c.state.status.is_active() {
+            return Err(Error::Conflict {
+                id: c.name,
+                message: "is not running: start it before connecting it to a network".into(),
+            });
+        }
+        let nm = self.net()?;
+        let sandbox = nm.sandbox_path(&c.id);
+        if !sandbox.exists() {
+            return Err(Error::Conflict {
+                id: c.name,
+                message: "has no network sandbox of its own (--network none, host or container:)"
+                    .into(),
+            });
+        }
+        let opts = berth_net::AttachOptions {
+            name: Some(c.name.clone()),
+            ip,
+            aliases,
+            ports: vec![],
+        };
+        nm.attach(&c.id, &sandbox, network, &opts)?;
+        self.refresh_hosts(&c)?;
+        self.event("network", "connect", network, &[("container", &c.id)]);
+        Ok(())
+    }
+
+    /// `network disconnect`: removes the container's endpoint on `network`.
+    pub fn disconnect(&mut self, network: &str, name_or_id: &str) -> Result<()> {
+        let c = self.get(name_or_id)?;
+        self.net()?.detach(&c.id, network)?;
+        if c.state.status.is_active() {
+            self.refresh_hosts(&c)?;
+        }
+        self.event("network", "disconnect", network, &[("container", &c.id)]);
+        Ok(())
+    }
+
+    /// Rewrites the container's hosts file in place (not by rename: the
+    /// container holds a bind mount of this very inode).
+    fn refresh_hosts(&mut self, c: &Container) -> Result<()> {
+        let hostname = c
+            .config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| c.id[..12].to_string());
+        let files = self.net()?.container_files(&c.id, &hostname)?;
+        let p = self.paths.container_dir(&c.id).join("hosts");
+        std::fs::write(&p, files.hosts.as_bytes()).map_err(|e| {
+            Error::Other(format!(
+                "container {}: rewriting {}: {e}",
+                c.name,
+                p.display()
+            ))
+        })
+    }
+
     /// `pause`: freezes every process of the container (cgroup freezer).
     pub fn pause(&mut self, name_or_id: &str) -> Result<()> {
         let c = self.get(name_or_id)?;
