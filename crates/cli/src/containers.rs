@@ -67,6 +67,12 @@ pub struct CreateArgs {
     /// none, host, bridge, NAME or container:ID.
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// A static IPv4 address on the (first) network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Another DNS name for the container on its networks (repeatable).
+    #[arg(long = "network-alias", alias = "alias")]
+    pub network_alias: Vec<String>,
     /// Memory limit (e.g. 64m).
     #[arg(short, long)]
     pub memory: Option<String>,
@@ -514,6 +520,8 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
         publish: a.publish.clone(),
         publish_all: a.publish_all,
         network: a.network.clone().unwrap_or_default(),
+        ip: a.ip.clone(),
+        network_aliases: a.network_alias.clone(),
         memory: a.memory.as_deref().map(model::parse_size).transpose()?,
         memory_swap: a
             .memory_swap

@@ -86,6 +86,8 @@ fn bridge_ports_and_networks() {
     assert!(host.lines().count() > 1);
     // A user network with its own subnet.
     let third: u32 = b.subnet.split('.').nth(2).unwrap().parse().unwrap();
+    // Far from the per-instance default subnets (consecutive thirds).
+    let third = (third - 20 + 100) % 230 + 20 - 1;
     let subnet = format!("10.200.{}.0/24", third + 1);
     b.ok(&["network", "create", "--subnet", &subnet, "mynet"]);
     assert!(b.ok(&["network", "ls"]).contains("mynet"));
@@ -128,7 +130,7 @@ fn bridge_ports_and_networks() {
 fn connect_and_disconnect_a_running_container() {
     let Some(b) = Instance::new() else { return };
     let third: u32 = b.subnet.split('.').nth(2).unwrap().parse().unwrap();
-    let net = format!("10.200.{}", third + 2);
+    let net = format!("10.200.{}", (third - 20 + 115) % 230 + 20);
     b.ok(&[
         "network",
         "create",
@@ -173,6 +175,25 @@ fn connect_and_disconnect_a_running_container() {
         .parse()
         .unwrap();
     assert!(host_part >= 128, "{other}");
+    // --ip on run picks the address.
+    let fixed = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "cnet",
+        "--ip",
+        &format!("{net}.150"),
+        "--network-alias",
+        "x",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(fixed.contains(&format!("{net}.150/24")), "{fixed}");
     // The connected container answers on its new address.
     let ping = b.ok(&[
         "run",

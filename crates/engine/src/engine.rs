@@ -524,6 +524,15 @@ impl Engine {
                     let exposed = self.exposed_ports(c)?;
                     specs.extend(PortSpec::publish_all(&exposed));
                 }
+                let static_ip: Option<std::net::Ipv4Addr> = c
+                    .config
+                    .ip
+                    .as_deref()
+                    .map(|ip| {
+                        ip.parse()
+                            .map_err(|_| Error::Invalid(format!("--ip {ip}: not an IPv4 address")))
+                    })
+                    .transpose()?;
                 let id = c.id.clone();
                 let name = c.name.clone();
                 let nm = self.net()?;
@@ -533,7 +542,8 @@ impl Engine {
                         let opts = AttachOptions {
                             name: Some(name.clone()),
                             ports: if i == 0 { specs.clone() } else { vec![] },
-                            ..Default::default()
+                            ip: if i == 0 { static_ip } else { None },
+                            aliases: c.config.network_aliases.clone(),
                         };
                         let ep = nm.attach(&id, &sandbox, n, &opts)?;
                         if i == 0 {

@@ -78,6 +78,12 @@ pub struct ContainerConfig {
     pub publish_all: bool,
     /// `none`, `host`, `bridge`, a network name, `container:ID`.
     pub network: String,
+    /// `--ip`: a static address on the first network.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// `--network-alias`: extra DNS names on every network joined.
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
     pub memory: Option<i64>,
     pub memory_swap: Option<i64>,
     pub cpus: Option<f64>,
