@@ -681,8 +681,16 @@ both!(exec_flags, |rt: &Rt| {
         .trim()
         .parse()
         .unwrap();
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
-    assert_eq!(comm.trim(), "sleep");
+    // runc writes the pid file just before its init execs: allow a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        if comm.trim() == "sleep" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "pid file names {comm:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 });
 
 both!(process_exiting_before_delete_is_stopped, |rt: &Rt| {
