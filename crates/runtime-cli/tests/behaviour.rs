@@ -688,7 +688,10 @@ both!(exec_flags, |rt: &Rt| {
         if comm.trim() == "sleep" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "pid file names {comm:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid file names {comm:?}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 });

@@ -161,16 +161,32 @@ pub fn requests_limits(r: &LinuxResources) -> bool {
         || r.unified().as_ref().is_some_and(|u| !u.is_empty())
 }
 
-/// The device rules a container gets, in runc's order: the spec's rules,
-/// then the devices every container needs, then access to each device
-/// node of `linux.devices` (the runtime creates those nodes, so they must
-/// be usable).
+/// The device rules a container gets: the spec's rules, then the devices
+/// every container needs (runc's order), then access to each device node of
+/// `linux.devices` (the runtime creates those nodes, so they must be
+/// usable). When the config denies particular devices, the defaults'
+/// wildcards that allow creating any node (`c *:* m`, `b *:* m`) are left
+/// out: a v1 device cgroup cannot subtract one device from a wildcard, so
+/// this is the only way a denied device also cannot be created.
 pub fn device_rules(
     spec_rules: &[LinuxDeviceCgroup],
     nodes: &[LinuxDevice],
 ) -> Vec<LinuxDeviceCgroup> {
     let mut rules = spec_rules.to_vec();
-    rules.extend(default_devices());
+    let denies_devices = spec_rules
+        .iter()
+        .any(|r| !r.allow() && (r.major().is_some() || r.minor().is_some()));
+    let mknod_wildcard = |r: &LinuxDeviceCgroup| {
+        r.allow()
+            && r.major().is_none()
+            && r.minor().is_none()
+            && r.access().as_deref() == Some("m")
+    };
+    rules.extend(
+        default_devices()
+            .into_iter()
+            .filter(|r| !(denies_devices && mknod_wildcard(r))),
+    );
     for d in nodes {
         rules.push(
             LinuxDeviceCgroupBuilder::default()
