@@ -56,6 +56,14 @@ pub enum Command {
     /// (internal) the monitor's hand-off after the container exited.
     #[command(name = "__monitor-exited", hide = true)]
     MonitorExited { id: String, code: i32 },
+    /// (internal) a network's DNS server, started by the engine on first use.
+    #[command(name = "__net-dns", hide = true)]
+    NetDns {
+        db: PathBuf,
+        network: String,
+        run_dir: PathBuf,
+        upstreams: String,
+    },
     /// (internal, tests and benchmarks) import a rootfs tarball as an image;
     /// the public command is `berth import`.
     #[command(name = "__import-rootfs", hide = true)]
@@ -93,6 +101,15 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(0)
         }
+        Command::NetDns {
+            db,
+            network,
+            run_dir,
+            upstreams,
+        } => berth_net::dns::parse_upstreams(&upstreams)
+            .and_then(|up| berth_net::dns::serve(&db, &network, &run_dir, up))
+            .map(|never| match never {})
+            .map_err(anyhow::Error::from),
         Command::MonitorExited { id, code } => containers::monitor_exited(&root, &id, code),
         Command::Healthcheck { id } => containers::healthcheck(&root, &id),
         Command::Image(c) => images::run(c, &images::Paths::for_root(&root)).map(|code| code as u8),

@@ -221,3 +221,56 @@ fn connect_and_disconnect_a_running_container() {
     b.ok(&["rm", "-f", "a"]);
     assert!(b.ok(&["system", "check"]).contains("nothing to repair"));
 }
+
+#[test]
+fn containers_resolve_each_other_by_name_and_alias() {
+    let Some(b) = Instance::new() else { return };
+    let third: u32 = b.subnet.split('.').nth(2).unwrap().parse().unwrap();
+    let net = format!("10.200.{}", (third - 20 + 130) % 230 + 20);
+    b.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{net}.0/24"),
+        "dnsnet",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "dnsnet",
+        "--network-alias",
+        "database",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let ip = b.inspect("db", "{{.NetworkSettings.IPAddress}}");
+    for name in ["db", "database"] {
+        let out = b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "dnsnet",
+            "busybox",
+            "nslookup",
+            name,
+        ]);
+        assert!(out.contains(&ip), "{name} did not resolve to {ip}:\n{out}");
+    }
+    let resolv = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsnet",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(resolv.contains(&format!("nameserver {net}.1")), "{resolv}");
+    b.ok(&["rm", "-f", "db"]);
+    b.ok(&["network", "rm", "dnsnet"]);
+    assert!(b.ok(&["system", "check"]).contains("nothing to repair"));
+}

@@ -176,6 +176,16 @@ fn net_config() -> berth_net::Config {
     {
         c.default_subnet = Some(s);
     }
+    // Each network's DNS server (names and aliases of its containers, other
+    // names forwarded to the host's resolvers) runs as `berth __net-dns`.
+    if let Ok(exe) = berth_runtime::selfexe::original_exe()
+        && exe.file_name().is_some_and(|n| n == "berth")
+    {
+        c.dns = Some(berth_net::Launcher {
+            argv: vec![exe.into_os_string(), "__net-dns".into()],
+            upstreams: "host".into(),
+        });
+    }
     c
 }
 
