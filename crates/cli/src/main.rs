@@ -106,10 +106,19 @@ fn main() -> ExitCode {
             network,
             run_dir,
             upstreams,
-        } => berth_net::dns::parse_upstreams(&upstreams)
-            .and_then(|up| berth_net::dns::serve(&db, &network, &run_dir, up))
-            .map(|never| match never {})
-            .map_err(anyhow::Error::from),
+        } => {
+            // Started from a foreground `run`, which blocks the signals it
+            // forwards: the server must still stop on SIGTERM.
+            let _ = nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            );
+            berth_net::dns::parse_upstreams(&upstreams)
+                .and_then(|up| berth_net::dns::serve(&db, &network, &run_dir, up))
+                .map(|never| match never {})
+                .map_err(anyhow::Error::from)
+        }
         Command::MonitorExited { id, code } => containers::monitor_exited(&root, &id, code),
         Command::Healthcheck { id } => containers::healthcheck(&root, &id),
         Command::Image(c) => images::run(c, &images::Paths::for_root(&root)).map(|code| code as u8),
