@@ -115,6 +115,28 @@ EOF
 )
 HAND_UP=${HAND% *} HAND_DOWN=${HAND#* }
 
+# Podman's cost of one endpoint: a `run --rm true` on its default network
+# minus the same run with --network none (netavark's setup + teardown).
+PODMAN_NET=n/a
+if [ "$PODMAN" != n/a ]; then
+    ln -sf busybox "$WORK/rootfs/bin/true"
+    PODMAN_NET=$(python3 - "$CHURN" "$WORK/rootfs" <<'EOF2'
+import statistics, subprocess, sys, time
+n, rootfs = max(5, int(sys.argv[1]) // 4), sys.argv[2]
+base = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "run", "--rm",
+        "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+def med(extra):
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(base + extra + ["--rootfs", rootfs, "/bin/true"], check=True, stdout=subprocess.DEVNULL)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1000
+print("%.3f" % max(0.0, med([]) - med(["--network", "none"])))
+EOF2
+) || PODMAN_NET=n/a
+fi
+
 ratio() { python3 -c "import sys; a,b=sys.argv[1],sys.argv[2]; print('n/a' if 'n/a' in (a,b) or float(b)==0 else '%.2f' % (float(a)/float(b)))" "$1" "$2"; }
 echo
 echo "TCP throughput, ${DUR}s runs (Gbit/s)"
@@ -133,5 +155,8 @@ printf '  %-42s %8s\n' "berth attach (db + veth + addr + route)" "$SETUP_MS"
 printf '  %-42s %8s\n' "berth detach" "$TEARDOWN_MS"
 printf '  %-42s %8s\n' "by hand with ip(8): setup" "$HAND_UP"
 printf '  %-42s %8s\n' "by hand with ip(8): teardown" "$HAND_DOWN"
+printf '  %-42s %8s\n' "podman: endpoint setup + teardown (run delta)" "$PODMAN_NET"
 printf '  %-42s %8s\n' "setup berth / by hand" "$(ratio "$SETUP_MS" "$HAND_UP")"
 printf '  %-42s %8s\n' "teardown berth / by hand" "$(ratio "$TEARDOWN_MS" "$HAND_DOWN")"
+BOTH=$(python3 -c "import sys; print(float(sys.argv[1]) + float(sys.argv[2]))" "$SETUP_MS" "$TEARDOWN_MS")
+printf '  %-42s %8s\n' "setup+teardown berth / podman" "$(ratio "$BOTH" "$PODMAN_NET")"
