@@ -230,8 +230,14 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
     let process = spec.process().as_ref().expect("validated");
     prctl_pdeathsig(libc::SIGKILL).step("parent death signal")?;
     // Not dumpable: no process of the container can ptrace us or open our
-    // /proc files (and so the host binary through /proc/PID/exe).
-    set_dumpable(false).step("marking the init non-dumpable")?;
+    // /proc files (and so the host binary through /proc/PID/exe). With a
+    // new user namespace this waits until the parent has written our id
+    // maps through /proc/PID/{uid,gid}_map: a non-dumpable process's /proc
+    // files belong to root, which an unprivileged parent is not. No process
+    // of the container exists yet in that window.
+    if !a.plan.new_user {
+        set_dumpable(false).step("marking the init non-dumpable")?;
+    }
     expect_continue(ch).step("waiting for the cgroup")?;
     crate::namespaces::join(&a.joins).step("joining namespaces")?;
     if a.plan.unshare_user {
@@ -249,6 +255,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
                 });
             }
         }
+        set_dumpable(false).step("marking the init non-dumpable")?;
         become_root_in_userns(spec).step("becoming root in the user namespace")?;
     }
     crate::namespaces::unshare(a.plan.unshare).step("creating namespaces")?;
