@@ -708,3 +708,49 @@ both!(process_exiting_before_delete_is_stopped, |rt: &Rt| {
     assert_eq!(rt.state(&c.id)["pid"], 0);
     rt.ok(&["delete", &c.id]);
 });
+
+/// An idmapped bind mount (`idmap`): host files owned by root appear as the
+/// container's root without any chown; without it they are unmapped
+/// (overflow id 65534). runc 1.1 has no idmapped mounts: berth only.
+#[test]
+fn idmapped_bind_mount_shows_host_owners_mapped() {
+    let Some(rt) = Rt::berth() else { return };
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "x").unwrap();
+    let mut cfg = config(&[
+        "sh",
+        "-c",
+        "stat -c %u /plain/f /mapped/f; touch /mapped/new && stat -c %u /mapped/new",
+    ]);
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    cfg["linux"]["uidMappings"] = maps.clone();
+    cfg["linux"]["gidMappings"] = maps;
+    cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "cgroup");
+    cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/plain", "type": "bind", "source": host.path(), "options": ["bind"]}));
+    cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/mapped", "type": "bind", "source": host.path(), "options": ["bind", "idmap"]}));
+    let c = Ctr::new(&rt, &cfg);
+    // The rootfs must be readable by the mapped root.
+    let o = std::process::Command::new("chown")
+        .arg("-R")
+        .arg("100000:100000")
+        .arg(c.bundle.rootfs())
+        .status()
+        .unwrap();
+    assert!(o.success());
+    let out = c.run_ok();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["65534", "0", "0"],
+        "{out}"
+    );
+    // What the container's root wrote is owned by host root on disk.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(host.path().join("new")).unwrap().uid(), 0);
+}

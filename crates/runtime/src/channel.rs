@@ -34,6 +34,12 @@ pub enum ToParent {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToChild {
     IdMapsWritten,
+    /// A detached, idmapped clone of the source of `mounts[index]` follows
+    /// as the attached fd (made by the parent, which holds CAP_SYS_ADMIN
+    /// over the source; the child only attaches it).
+    IdmappedMount {
+        index: usize,
+    },
     /// Proceed (sent after the cgroup is joined, and after hooks ran). Carries
     /// the state JSON for hooks the child runs itself.
     Continue {

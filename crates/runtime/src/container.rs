@@ -118,6 +118,13 @@ impl Runtime {
         let plan = Plan::new(&nss);
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .ctx(|| "creating the exec fifo".into())?;
+        // Writable by the init whatever uid it has on the host (a user
+        // namespace may not map host root); the umask must not narrow it.
+        std::fs::set_permissions(
+            dir.fifo(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o622),
+        )
+        .ctx(|| "chmod the exec fifo".into())?;
         let cgroup = crate::cgroup::Cgroup::create(id, spec)?;
         let joins = namespaces::open_joins(&plan.join)?;
         let (parent_ch, child_ch) = channel::pair()?;
@@ -186,6 +193,7 @@ impl Runtime {
                         linux.uid_mappings().as_deref().unwrap_or_default(),
                         linux.gid_mappings().as_deref().unwrap_or_default(),
                     )?;
+                    send_idmapped_mounts(&parent_ch, bundle, child_pid)?;
                     parent_ch.send(&ToChild::IdMapsWritten)?;
                 }
                 Some((ToParent::InitPid(pid), _)) => {
@@ -396,6 +404,52 @@ impl Runtime {
         }
         crate::cgroup::pids(&st)
     }
+}
+
+/// For each bind mount with the `idmap`/`ridmap` option: a detached clone
+/// of its source, idmapped with the child's new user namespace
+/// (mount_setattr(2), MOUNT_ATTR_IDMAP), sent to the child to attach. Files
+/// owned by host uid H then appear as the container id that H maps to, so
+/// nothing needs to be chowned.
+fn send_idmapped_mounts(ch: &channel::Channel, bundle: &Bundle, child: i32) -> Result<()> {
+    let mounts = bundle.spec.mounts().as_deref().unwrap_or_default();
+    let mut userns: Option<std::fs::File> = None;
+    for (index, m) in mounts.iter().enumerate() {
+        let opts = crate::mounts::parse_options(m.options().as_deref().unwrap_or_default());
+        if !(opts.idmap && opts.bind) {
+            continue;
+        }
+        let ns = match &userns {
+            Some(f) => f,
+            None => {
+                let p = format!("/proc/{child}/ns/user");
+                userns.insert(std::fs::File::open(&p).ctx(|| format!("opening {p}"))?)
+            }
+        };
+        let dest = m.destination().display().to_string();
+        let source = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| Error::Other(format!("mount {dest}: bind mount without source")))?;
+        let source = crate::mounts::bind_source(&bundle.dir, source);
+        let tree = crate::mounts::clone_tree(&source, opts.recursive)?;
+        crate::mounts::set_attr(
+            tree.as_fd(),
+            opts.attr_set,
+            opts.attr_clr,
+            0,
+            Some(ns.as_fd()),
+            opts.attr_recursive || opts.recursive,
+            &dest,
+        )
+        .map_err(|e| {
+            Error::Unsupported(format!(
+                "mount {dest}: idmapped mounts need kernel and filesystem support: {e}"
+            ))
+        })?;
+        ch.send_with_fd(&ToChild::IdmappedMount { index }, Some(tree.as_raw_fd()))?;
+    }
+    Ok(())
 }
 
 /// Checks against the host that need no side effects: rlimits, LSM fields.

@@ -209,13 +209,13 @@ fn set_hostname(spec: &Spec) -> Result<()> {
 }
 
 /// Waits until `start` opens the exec FIFO: the open for writing blocks
-/// until a reader appears. Reached through a pre-pivot fd of the host's
-/// /proc, so the container's /proc need not exist.
-fn wait_for_start(proc_fd: &OwnedFd, fifo: &OwnedFd) -> Result<()> {
-    let rel = CString::new(format!("self/fd/{}", fifo.as_raw_fd())).expect("no NUL");
+/// until a reader appears. Reached through an fd of the state directory
+/// taken before pivot_root (not through /proc, whose per-process files a
+/// non-dumpable process in a user namespace may not open).
+fn wait_for_start(state_dir: &OwnedFd, fifo_name: &std::ffi::CStr) -> Result<()> {
     let w = nix::fcntl::openat(
-        proc_fd.as_fd(),
-        rel.as_c_str(),
+        state_dir.as_fd(),
+        fifo_name,
         nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
@@ -244,15 +244,21 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         crate::namespaces::unshare(CloneFlags::CLONE_NEWUSER)
             .step("creating the user namespace")?;
     }
+    let mut idmapped = std::collections::HashMap::new();
     if a.plan.new_user {
         ch.send(&ToParent::NeedIdMaps).step("asking for id maps")?;
-        match ch.recv::<ToChild>().step("waiting for id maps")? {
-            Some(ToChild::IdMapsWritten) => {}
-            _ => {
-                return Err(StepError {
-                    step: "waiting for id maps",
-                    error: Error::Other("the runtime did not write the id maps".into()),
-                });
+        loop {
+            match ch.recv_with_fd::<ToChild>().step("waiting for id maps")? {
+                Some((ToChild::IdMapsWritten, _)) => break,
+                Some((ToChild::IdmappedMount { index }, Some(fd))) => {
+                    idmapped.insert(index, fd);
+                }
+                _ => {
+                    return Err(StepError {
+                        step: "waiting for id maps",
+                        error: Error::Other("the runtime did not write the id maps".into()),
+                    });
+                }
             }
         }
         set_dumpable(false).step("marking the init non-dumpable")?;
@@ -304,6 +310,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         spec,
         userns: has_ns(LinuxNamespaceType::User),
         cgroupns: new_ns(LinuxNamespaceType::Cgroup),
+        idmapped,
     };
     let in_mntns = has_ns(LinuxNamespaceType::Mount);
     if !in_mntns {
@@ -326,24 +333,22 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
     )
     .step("createContainer hooks")?;
     // Handles taken before pivot_root: the host's /dev/null (for masking),
-    // the host's /proc and the exec fifo (to wait for `start`).
+    // and the state directory holding the exec fifo (to wait for `start`).
     let null = std::fs::File::open("/dev/null")
         .ctx(|| "opening /dev/null".into())
         .step("opening /dev/null")?;
     let null_tree = mounts::clone_tree(Path::new(&paths::fd_path(&null)), false)
         .step("taking the host's /dev/null")?;
-    let proc_fd = OwnedFd::from(
-        std::fs::File::open("/proc")
-            .ctx(|| "opening /proc".into())
-            .step("opening /proc")?,
-    );
-    let fifo = nix::fcntl::open(
-        &a.fifo,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+    let state_dir = a.fifo.parent().unwrap_or(Path::new("/"));
+    let state_fd = nix::fcntl::open(
+        state_dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .ctx(|| format!("opening {}", a.fifo.display()))
-    .step("opening the exec fifo")?;
+    .ctx(|| format!("opening {}", state_dir.display()))
+    .step("opening the state directory")?;
+    let fifo_name = CString::new(a.fifo.file_name().unwrap_or_default().as_encoded_bytes())
+        .expect("no NUL in the fifo name");
     if a.no_pivot {
         rootfs::move_root(&a.bundle.rootfs)
     } else {
@@ -396,8 +401,8 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
     READY.store(true, std::sync::atomic::Ordering::Relaxed);
     // Wait for `start` while still root: the FIFO is reopened through
     // /proc/self/fd, which a non-dumpable process can only use as root.
-    wait_for_start(&proc_fd, &fifo).step("waiting for start")?;
-    drop((proc_fd, fifo, null, null_tree));
+    wait_for_start(&state_fd, &fifo_name).step("waiting for start")?;
+    drop((state_fd, null, null_tree));
     hooks::run_all(
         "startContainer",
         hooks

@@ -25,6 +25,9 @@ pub struct Context<'a> {
     pub userns: bool,
     /// The container has a cgroup namespace of its own.
     pub cgroupns: bool,
+    /// Idmapped clones of bind sources, by index in `mounts`, prepared by
+    /// the parent.
+    pub idmapped: std::collections::HashMap<usize, OwnedFd>,
 }
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -63,12 +66,19 @@ pub fn prepare(ctx: &Context<'_>) -> Result<OwnedFd> {
     .ctx(|| format!("bind-mounting the rootfs {}", ctx.rootfs.display()))?;
     let root = open_dir(ctx.rootfs)?;
     let mut dev_is_bound = false;
-    for m in ctx.spec.mounts().as_deref().unwrap_or_default() {
+    for (index, m) in ctx
+        .spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default());
         if paths::relative(m.destination()) == Path::new("dev") && opts.bind {
             dev_is_bound = true;
         }
-        mount_entry(ctx, root.as_fd(), m, &opts)?;
+        mount_entry(ctx, root.as_fd(), index, m, &opts)?;
     }
     if !dev_is_bound {
         create_devices(ctx, root.as_fd())?;
@@ -93,7 +103,13 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-fn mount_entry(ctx: &Context<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &Options) -> Result<()> {
+fn mount_entry(
+    ctx: &Context<'_>,
+    root: BorrowedFd<'_>,
+    index: usize,
+    m: &Mount,
+    opts: &Options,
+) -> Result<()> {
     let dest = m.destination();
     let fstype = m.typ().as_deref().unwrap_or("none");
     if opts.bind {
@@ -114,10 +130,13 @@ fn mount_entry(ctx: &Context<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &Option
             paths::ensure_file_in_root(root, dest)?
         };
         if opts.idmap {
-            return Err(Error::Unsupported(format!(
-                "mount {}: idmapped mounts (idmap option) are not supported yet",
-                dest.display()
-            )));
+            let tree = ctx.idmapped.get(&index).ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "mount {}: the idmap option needs a new user namespace (linux.namespaces and id mappings)",
+                    dest.display()
+                ))
+            })?;
+            return mounts::attach(tree.as_fd(), target.as_fd(), &dest.display().to_string());
         }
         return mounts::bind(mounts::Bind {
             source: &source,
