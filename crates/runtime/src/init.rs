@@ -339,6 +339,14 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         .step("opening /dev/null")?;
     let null_tree = mounts::clone_tree(Path::new(&paths::fd_path(&null)), false)
         .step("taking the host's /dev/null")?;
+    let listener = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_path().clone())
+        .map(|p| seccomp::connect_listener(&p))
+        .transpose()
+        .step("connecting to the seccomp listener")?;
     let state_dir = a.fifo.parent().unwrap_or(Path::new("/"));
     let state_fd = nix::fcntl::open(
         state_dir,
@@ -445,13 +453,18 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         }
     }
     if let Some(fd) = notify_fd {
-        let path = spec
+        let sock = listener.as_ref().ok_or_else(|| StepError {
+            step: "sending the seccomp listener fd",
+            error: Error::Seccomp("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into()),
+        })?;
+
+        let metadata = spec
             .linux()
             .as_ref()
             .and_then(|l| l.seccomp().as_ref())
-            .and_then(|s| s.listener_path().clone())
-            .expect("checked at compile");
-        seccomp::send_listener_fd(&path, state_json.as_bytes(), fd)
+            .and_then(|s| s.listener_metadata().clone());
+        let doc = seccomp::process_state(&state_json, metadata.as_deref());
+        seccomp::send_listener_fd(sock, doc.as_bytes(), fd)
             .step("sending the seccomp listener fd")?;
         let _ = nix::unistd::close(fd);
     }

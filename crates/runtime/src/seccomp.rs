@@ -180,12 +180,38 @@ impl Filter {
 
 /// Sends the notify fd to the listener as the runtime spec says: connect to
 /// `listenerPath`, send the container process state JSON with the fd.
-pub fn send_listener_fd(path: &std::path::Path, state_json: &[u8], fd: RawFd) -> Result<()> {
-    let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::Sys {
+/// The containerProcessState document the runtime spec defines for the
+/// seccomp listener: the fd names, the process's pid, the listener
+/// metadata and the container state.
+pub fn process_state(state_json: &str, metadata: Option<&str>) -> String {
+    let state: serde_json::Value =
+        serde_json::from_str(state_json).unwrap_or(serde_json::Value::Null);
+    let doc = serde_json::json!({
+        "ociVersion": state.get("ociVersion").cloned().unwrap_or_else(|| "1.0.2".into()),
+        "fds": ["seccompFd"],
+        "pid": state.get("pid").cloned().unwrap_or(0.into()),
+        "metadata": metadata.unwrap_or(""),
+        "state": state,
+    });
+    doc.to_string()
+}
+
+/// Connects to the listener. Done before pivot_root: `listenerPath` is a
+/// path of the runtime's mount namespace, not the container's.
+pub fn connect_listener(path: &std::path::Path) -> Result<std::os::unix::net::UnixStream> {
+    std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::Sys {
         what: format!("connecting to the seccomp listener {}", path.display()),
         source: e,
-    })?;
-    crate::channel::send_fd_to_socket(std::os::fd::AsRawFd::as_raw_fd(&sock), state_json, fd)
+    })
+}
+
+/// Sends the notify fd with the container process state over `sock`.
+pub fn send_listener_fd(
+    sock: &std::os::unix::net::UnixStream,
+    state_json: &[u8],
+    fd: RawFd,
+) -> Result<()> {
+    crate::channel::send_fd_to_socket(std::os::fd::AsRawFd::as_raw_fd(sock), state_json, fd)
 }
 
 #[cfg(test)]
