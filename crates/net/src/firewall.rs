@@ -326,7 +326,17 @@ impl Firewall {
     /// Rebuilds the table from scratch in one batch: declare (so the
     /// delete cannot fail), delete, then re-create with every element.
     pub fn replay(&self, networks: &[FwNetwork], ports: &[FwPort]) -> Result<()> {
+        self.apply("replay table", &self.replay_script(networks, ports))
+    }
+
+    /// The batch of [`Firewall::replay`]. With no network and no port the
+    /// table holds nothing, so it is only removed: a `system check` of an
+    /// instance without networks leaves no table on the host.
+    pub fn replay_script(&self, networks: &[FwNetwork], ports: &[FwPort]) -> String {
         let mut script = format!("table inet {t}\ndelete table inet {t}\n", t = self.table);
+        if networks.is_empty() && ports.is_empty() {
+            return script;
+        }
         script += &self.base_script();
         for n in networks {
             for l in self.network_lines(Op::Add, n) {
@@ -338,7 +348,7 @@ impl Firewall {
             script += &l;
             script.push('\n');
         }
-        self.apply("replay table", &script)
+        script
     }
 
     /// Deletes the table if it exists.
@@ -450,5 +460,14 @@ mod tests {
         let rule = s.find("add rule inet berth_t forward").unwrap();
         assert!(decl < flush && flush < rule);
         assert_eq!(s.matches("masquerade").count(), 3);
+    }
+
+    #[test]
+    fn replay_of_nothing_only_removes_the_table() {
+        let fw = Firewall::new("berth_t").unwrap();
+        assert_eq!(
+            fw.replay_script(&[], &[]),
+            "table inet berth_t\ndelete table inet berth_t\n"
+        );
     }
 }
