@@ -549,7 +549,8 @@ fn reap_children() {
     }
 }
 
-fn send_console(path: &Path, fd: &OwnedFd) -> Result<()> {
+/// Hands the pty master to `--console-socket` as runc does.
+pub(crate) fn send_console(path: &Path, fd: &OwnedFd) -> Result<()> {
     let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::Sys {
         what: format!("connecting to the console socket {}", path.display()),
         source: e,
@@ -557,7 +558,8 @@ fn send_console(path: &Path, fd: &OwnedFd) -> Result<()> {
     channel::send_fd_to_socket(sock.as_raw_fd(), b"/dev/ptmx", fd.as_raw_fd())
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+/// Write-new-then-rename, so a reader never sees half a pid.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("berth-tmp");
     std::fs::write(&tmp, pid.to_string()).map_err(|source| Error::Write {
         path: tmp.clone(),

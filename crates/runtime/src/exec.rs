@@ -15,7 +15,7 @@ use crate::container::Runtime;
 use crate::error::{Error, NixContext, Result};
 use crate::namespaces::{clone_flag, proc_name};
 use crate::state::Status;
-use crate::{capabilities, process, seccomp, sys, tty};
+use crate::{process, seccomp, sys, tty};
 
 #[derive(Debug, Default, Clone)]
 pub struct ExecOptions {
@@ -211,23 +211,7 @@ impl Runtime {
                         Error::Other("the exec process sent no terminal fd".into())
                     })?;
                     match &opts.console_socket {
-                        Some(path) => {
-                            let sock =
-                                std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-                                    Error::Sys {
-                                        what: format!(
-                                            "connecting to the console socket {}",
-                                            path.display()
-                                        ),
-                                        source: e,
-                                    }
-                                })?;
-                            channel::send_fd_to_socket(
-                                sock.as_raw_fd(),
-                                b"/dev/ptmx",
-                                fd.as_raw_fd(),
-                            )?;
-                        }
+                        Some(path) => crate::container::send_console(path, &fd)?,
                         None => console = Some(fd),
                     }
                 }
@@ -261,15 +245,7 @@ impl Runtime {
             }
         };
         if let Some(path) = &opts.pid_file {
-            let tmp = path.with_extension("berth-tmp");
-            std::fs::write(&tmp, pid.to_string()).map_err(|source| Error::Write {
-                path: tmp.clone(),
-                source,
-            })?;
-            std::fs::rename(&tmp, path).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
+            crate::container::write_pid_file(path, pid)?;
         }
         Ok(Executed {
             pid,
@@ -363,54 +339,18 @@ fn exec_child_steps(
     if let Some(adj) = p.oom_score_adj() {
         let _ = std::fs::write("/proc/self/oom_score_adj", adj.to_string());
     }
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    if let (Some(f), false) = (filter, nnp) {
-        step("loading the seccomp filter", f.load())?;
-    }
-    if let Some(c) = p.capabilities() {
-        step(
-            "dropping bounding capabilities",
-            capabilities::drop_bounding(c),
-        )?;
-    }
     let userns = spec
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-    let may_setgroups = !userns
-        || std::fs::read_to_string("/proc/self/setgroups")
-            .map(|s| s.trim() != "deny")
-            .unwrap_or(true);
-    step("switching user", process::switch_user(p, may_setgroups))?;
-    let default = oci_spec::runtime::LinuxCapabilities::default();
-    step(
-        "setting capabilities",
-        capabilities::apply(p.capabilities().as_ref().unwrap_or(&default)),
-    )?;
-    let cwd = p.cwd();
-    step(
-        "entering the working directory",
-        nix::unistd::chdir(cwd).ctx(|| format!("chdir {}", cwd.display())),
-    )?;
+    crate::init::take_identity(p, filter, userns).map_err(|e| (e.step, e.error))?;
     let env = process::with_home(p.env().clone().unwrap_or_default(), p.user().uid());
     let args = p.args().clone().unwrap_or_default();
     let exe = step(
         "finding the executable",
-        process::find_executable(&args[0], &env, cwd),
+        process::find_executable(&args[0], &env, p.cwd()),
     )?;
-    if let Some(mask) = p.user().umask() {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    }
-    if nnp {
-        step(
-            "setting no_new_privs",
-            nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into()),
-        )?;
-        if let Some(f) = filter {
-            step("loading the seccomp filter", f.load())?;
-        }
-    }
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&nix::sys::signal::SigSet::empty()),

@@ -224,6 +224,52 @@ fn wait_for_start(state_dir: &OwnedFd, fifo_name: &std::ffi::CStr) -> Result<()>
     Ok(())
 }
 
+/// Gives the calling process the identity `p` asks for, in the order the
+/// kernel requires (runc's): the seccomp filter first when no_new_privs is
+/// off (loading it then needs CAP_SYS_ADMIN, which the next steps may
+/// drop), the bounding set, groups/gid/uid, the capability sets, the
+/// working directory and umask, then no_new_privs and the filter last.
+/// Shared by the container's init and `exec`. Returns the seccomp notify
+/// fd when the filter has SCMP_ACT_NOTIFY rules.
+pub(crate) fn take_identity(
+    p: &oci_spec::runtime::Process,
+    filter: Option<&seccomp::Filter>,
+    userns: bool,
+) -> std::result::Result<Option<std::os::fd::RawFd>, StepError> {
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    let mut notify_fd = None;
+    if let (Some(f), false) = (filter, nnp) {
+        notify_fd = f.load().step("loading the seccomp filter")?;
+    }
+    if let Some(c) = p.capabilities() {
+        capabilities::drop_bounding(c).step("dropping bounding capabilities")?;
+    }
+    // setgroups(2) is refused in a user namespace whose setgroups is "deny".
+    let may_setgroups = !userns
+        || std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true);
+    process::switch_user(p, may_setgroups).step("switching user")?;
+    let none = oci_spec::runtime::LinuxCapabilities::default();
+    capabilities::apply(p.capabilities().as_ref().unwrap_or(&none)).step("setting capabilities")?;
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd)
+        .ctx(|| format!("chdir {}", cwd.display()))
+        .step("entering the working directory")?;
+    if let Some(mask) = p.user().umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    if nnp {
+        nix::sys::prctl::set_no_new_privs()
+            .ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())
+            .step("setting no_new_privs")?;
+        if let Some(f) = filter {
+            notify_fd = f.load().step("loading the seccomp filter")?;
+        }
+    }
+    Ok(notify_fd)
+}
+
 fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepError> {
     let ch = a.channel;
     let spec = &a.bundle.spec;
@@ -394,7 +440,6 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         .map(seccomp::compile)
         .transpose()
         .step("compiling the seccomp filter")?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
     let env = process::with_home(
         process.env().clone().unwrap_or_default(),
         process.user().uid(),
@@ -419,39 +464,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         &state_json,
     )
     .step("startContainer hooks")?;
-    let mut notify_fd = None;
-    if let (Some(f), false) = (&filter, nnp) {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
-        // the capability drop below may remove: load it now (as runc does).
-        notify_fd = f.load().step("loading the seccomp filter")?;
-    }
-    if let Some(c) = process.capabilities() {
-        capabilities::drop_bounding(c).step("dropping bounding capabilities")?;
-    }
-    let may_setgroups = !new_ns(LinuxNamespaceType::User)
-        || std::fs::read_to_string("/proc/self/setgroups")
-            .map(|s| s.trim() != "deny")
-            .unwrap_or(true);
-    process::switch_user(process, may_setgroups).step("switching user")?;
-    match process.capabilities() {
-        Some(c) => capabilities::apply(c).step("setting capabilities")?,
-        None => capabilities::apply(&oci_spec::runtime::LinuxCapabilities::default())
-            .step("clearing capabilities")?,
-    }
-    nix::unistd::chdir(cwd)
-        .ctx(|| format!("chdir {}", cwd.display()))
-        .step("entering the working directory")?;
-    if let Some(mask) = process.user().umask() {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    }
-    if nnp {
-        nix::sys::prctl::set_no_new_privs()
-            .ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())
-            .step("setting no_new_privs")?;
-        if let Some(f) = &filter {
-            notify_fd = f.load().step("loading the seccomp filter")?;
-        }
-    }
+    let notify_fd = take_identity(process, filter.as_ref(), has_ns(LinuxNamespaceType::User))?;
     if let Some(fd) = notify_fd {
         let sock = listener.as_ref().ok_or_else(|| StepError {
             step: "sending the seccomp listener fd",
