@@ -10,7 +10,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -757,48 +757,5 @@ fn features_report_cgroup_support() {
 /// against the same berth-runtime build, and fails if they fail there.
 #[test]
 fn uml_v2_runtime() {
-    if std::env::var_os("BERTH_IN_UML").is_some() {
-        return;
-    }
-    if !berth_testutil::is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let uml = Path::new("/usr/bin/linux.uml");
-    if !uml.exists() {
-        eprintln!(
-            "skipped: {} missing (apt-get install user-mode-linux)",
-            uml.display()
-        );
-        return;
-    }
-    let run = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/uml/run.sh");
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new("bash")
-        .arg(&run)
-        .arg(&exe)
-        .args(["--test-threads=2", "--color=never"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tests/uml/run.sh");
-    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    eprintln!(
-        "---- UML console ----\n{console}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result = console
-        .lines()
-        .find(|l| l.starts_with("test result:"))
-        .unwrap_or("");
-    assert!(
-        out.status.success() && result.starts_with("test result: ok."),
-        "the runtime cgroup tests failed inside UML (cgroup v2): {result:?}"
-    );
-    let passed: u32 = result
-        .split(';')
-        .next()
-        .and_then(|s| s.split_whitespace().nth(3))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(passed >= 10, "too few tests ran inside UML: {result}");
+    berth_testutil::run_self_in_uml(&[], 10);
 }

@@ -107,3 +107,63 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Runs the calling test binary again inside a cgroup-v2-only
+/// user-mode-linux kernel (`tests/uml/run.sh`) with `args` as the libtest
+/// arguments, and asserts that at least `min_passed` tests passed there.
+/// Returns without running when already inside UML (`BERTH_IN_UML`), or,
+/// with a printed reason, when not root or linux.uml is missing.
+pub fn run_self_in_uml(args: &[&str], min_passed: u32) {
+    if std::env::var_os("BERTH_IN_UML").is_some() {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let uml = Path::new("/usr/bin/linux.uml");
+    if !uml.exists() {
+        eprintln!(
+            "skipped: {} missing (apt-get install user-mode-linux)",
+            uml.display()
+        );
+        return;
+    }
+    let run = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/uml/run.sh");
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = Command::new("bash")
+        .arg(&run)
+        .arg(&exe)
+        .args(["--test-threads=2", "--color=never"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tests/uml/run.sh");
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    eprintln!(
+        "---- UML console ----\n{console}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = console
+        .lines()
+        .find(|l| l.starts_with("test result:"))
+        .unwrap_or("");
+    assert!(
+        out.status.success() && result.starts_with("test result: ok."),
+        "the tests failed inside UML (cgroup v2): {result:?}"
+    );
+    let passed: u32 = result
+        .split(';')
+        .next()
+        .and_then(|s| s.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        passed >= min_passed,
+        "too few tests ran inside UML: {result}"
+    );
+    assert!(
+        console.contains("BERTH_UML_KERNEL="),
+        "the guest init did not run"
+    );
+}
