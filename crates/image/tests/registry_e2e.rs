@@ -213,17 +213,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "registry on port {port} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A `docker-registry` child process, killed (by pid) on drop.
 struct Registry {
     child: Child,
@@ -236,25 +225,48 @@ impl Registry {
         Self::start_in(tempfile::tempdir().unwrap(), auth_yaml)
     }
 
-    fn start_in(dir: tempfile::TempDir, auth_yaml: &str) -> Self {
-        let port = free_port();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
-            dir.path().join("data").display()
-        );
-        let cfg = dir.path().join("config.yml");
-        fs::write(&cfg, config).unwrap();
-        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry (apt install docker-registry)");
-        let reg = Self { child, port, dir };
-        wait_for_port(port);
-        reg
+    /// Starts on a free port. The port is only free when picked: if another
+    /// process takes it first, the registry exits at once (and a connect
+    /// may even reach the intruder), so a registry that is not alive once
+    /// its port answers is started again on a new port.
+    fn start_in(mut dir: tempfile::TempDir, auth_yaml: &str) -> Self {
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
+                dir.path().join("data").display()
+            );
+            let cfg = dir.path().join("config.yml");
+            fs::write(&cfg, config).unwrap();
+            let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+            let child = Command::new("/usr/bin/docker-registry")
+                .arg("serve")
+                .arg(&cfg)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry (apt install docker-registry)");
+            let mut reg = Self { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let mut exited = false;
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                exited = reg.child.try_wait().unwrap().is_some();
+                assert!(
+                    exited || Instant::now() < deadline,
+                    "registry on port {port} did not start"
+                );
+                if exited {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            if !exited && reg.child.try_wait().unwrap().is_none() {
+                return reg;
+            }
+            dir = std::mem::replace(&mut reg.dir, tempfile::tempdir().unwrap());
+        }
+        panic!("docker-registry did not stay up on any of 5 free ports");
     }
 
     fn anonymous() -> Self {
