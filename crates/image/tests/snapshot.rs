@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use berth_image::layer::{ChangeKind, DiffOptions};
 use berth_image::metadata::Db;
-use berth_image::snapshot::{Kind, MountGuard, OverlaySnapshotter, Snapshotter, VfsSnapshotter};
+use berth_image::snapshot::{
+    IdMap, IdRange, Kind, MountGuard, OverlaySnapshotter, Snapshotter, VfsSnapshotter,
+    mount_all_idmapped,
+};
 
 type Make = fn(&Path) -> Box<dyn Snapshotter>;
 
@@ -179,6 +182,77 @@ fn mounts_and_copy_on_write(make: Make) {
     );
 }
 
+/// A rootfs mounted with every layer idmapped: the image's root-owned files
+/// show as the mapped host ids, a process with a mapped uid writes, and
+/// the snapshot stores what it wrote with the container's ids (uid 0 on
+/// disk), so `diff` needs no translation.
+fn idmapped_mount(make: Make) {
+    if !root_or_skip() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    // The writer below runs as uid 100000 and must reach the mountpoint.
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let s = make(tmp.path());
+    layer(&*s, "base", None, &[("etc/shared", "image")]);
+    let m = s.prepare("c1", Some("base")).unwrap();
+    let p = mountpoint(tmp.path(), "c1");
+    fs::set_permissions(p.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+    let map = IdMap {
+        uids: vec![IdRange {
+            container: 0,
+            host: 100000,
+            size: 65536,
+        }],
+        gids: vec![IdRange {
+            container: 0,
+            host: 200000,
+            size: 65536,
+        }],
+    };
+    mount_all_idmapped(&m, &p, &map).unwrap();
+    let guard = MountGuard::from_mounted(&p);
+    let meta = fs::metadata(p.join("etc/shared")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (100000, 200000));
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=100000",
+            "--regid=200000",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "echo new > {0}/new && echo more >> {0}/etc/shared",
+            p.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = fs::metadata(p.join("new")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (100000, 200000));
+    drop(guard);
+    let mut tar = Vec::new();
+    s.diff("c1", &mut tar, &DiffOptions::default()).unwrap();
+    let mut ar = tar::Archive::new(&tar[..]);
+    let mut owners = std::collections::BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        owners.insert(
+            e.path().unwrap().to_string_lossy().into_owned(),
+            (h.uid().unwrap(), h.gid().unwrap()),
+        );
+    }
+    assert_eq!(owners.get("new"), Some(&(0, 0)), "{owners:?}");
+    assert_eq!(owners.get("etc/shared"), Some(&(0, 0)), "{owners:?}");
+}
+
 fn many_layers_mount(make: Make) {
     if !root_or_skip() {
         return;
@@ -294,6 +368,7 @@ conformance!(
     lifecycle,
     usage,
     mounts_and_copy_on_write,
+    idmapped_mount,
     many_layers_mount,
     missing_snapshot_errors
 );

@@ -12,6 +12,7 @@
 //! does. Records live in the `image_snapshots` table.
 
 mod copy;
+pub mod idmap;
 pub mod mount;
 
 use std::io::Write;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use idmap::{IdMap, IdRange, mount_all_idmapped};
 pub use mount::{Mount, MountGuard, mount_all, unmount};
 
 use crate::digest::Digest;

@@ -236,6 +236,15 @@ impl MountGuard {
     }
 }
 
+impl MountGuard {
+    /// A guard for what is already mounted on `target`.
+    pub fn from_mounted(target: &Path) -> Self {
+        MountGuard {
+            target: target.to_path_buf(),
+        }
+    }
+}
+
 impl Drop for MountGuard {
     fn drop(&mut self) {
         let _ = unmount(&self.target);
