@@ -101,6 +101,16 @@ pub struct CreateArgs {
     /// Every capability, no seccomp, no masked paths.
     #[arg(long)]
     pub privileged: bool,
+    /// host (default), or auto[:size=N]: a user namespace with a block of
+    /// ids of its own from the ranges of the user `berth` in /etc/subuid.
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// CONTAINER_ID:HOST_ID:SIZE — a user namespace with this uid map (repeatable).
+    #[arg(long)]
+    pub uidmap: Vec<String>,
+    /// CONTAINER_ID:HOST_ID:SIZE — its gid map (default: the uid map).
+    #[arg(long)]
+    pub gidmap: Vec<String>,
     /// seccomp=FILE|unconfined, no-new-privileges.
     #[arg(long)]
     pub security_opt: Vec<String>,
@@ -570,6 +580,8 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
         }),
         log_max_size,
         log_max_file,
+        userns: berth_engine::userns::parse(a.userns.as_deref(), &a.uidmap, &a.gidmap)
+            .map_err(anyhow::Error::msg)?,
     })
 }
 

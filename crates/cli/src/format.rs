@@ -364,6 +364,8 @@ pub fn inspect(e: &Engine, c: &Container) -> Value {
         "Platform": "linux",
         "HostConfig": {
             "NetworkMode": if c.config.network.is_empty() { "bridge" } else { &c.config.network },
+            "UsernsMode": c.config.userns.mode_name(),
+            "IDMappings": c.config.userns.map(),
             "RestartPolicy": restart,
             "AutoRemove": c.config.auto_remove,
             "Privileged": c.config.privileged,

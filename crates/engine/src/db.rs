@@ -131,7 +131,35 @@ impl Db {
     }
 
     pub fn insert_container(&mut self, c: &Container) -> Result<()> {
+        let mut c = c.clone();
+        self.insert_container_with(&mut c, |_, _| Ok(()))
+    }
+
+    /// Inserts `c` after `prepare` has seen the configs of every existing
+    /// container, all in one transaction (so choices that must differ
+    /// between containers, like `--userns=auto` id blocks, cannot race).
+    pub fn insert_container_with(
+        &mut self,
+        c: &mut Container,
+        prepare: impl FnOnce(&mut Container, &[ContainerConfig]) -> Result<()>,
+    ) -> Result<()> {
         self.write("insert container", |tx| {
+            let others = {
+                let mut st = tx
+                    .prepare("SELECT config FROM engine_containers")
+                    .map_err(db("listing container configs"))?;
+                let rows = st
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(db("listing container configs"))?;
+                let mut out = vec![];
+                for r in rows {
+                    let text = r.map_err(db("listing container configs"))?;
+                    out.push(from_json::<ContainerConfig>(&text, "container config")?);
+                }
+                out
+            };
+            prepare(c, &others)?;
+            let c = &*c;
             let taken: Option<String> = tx
                 .query_row(
                     "SELECT id FROM engine_containers WHERE name = ?1",

@@ -77,6 +77,27 @@ fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Replaces a `--userns=auto` request with a block of ids no other
+/// container holds (called inside the insert transaction). The ranges come
+/// from /etc/subuid and /etc/subgid, or the files named by `BERTH_SUBUID`
+/// and `BERTH_SUBGID`.
+fn resolve_auto_userns(c: &mut Container, others: &[ContainerConfig]) -> Result<()> {
+    let crate::userns::Userns::Auto { size } = c.config.userns else {
+        return Ok(());
+    };
+    let read = |var: &str, default: &str| {
+        let path = std::env::var(var).unwrap_or_else(|_| default.to_string());
+        std::fs::read_to_string(&path).map_err(io(format!("--userns=auto: reading {path}")))
+    };
+    let subuid = read("BERTH_SUBUID", "/etc/subuid")?;
+    let subgid = read("BERTH_SUBGID", "/etc/subgid")?;
+    let existing: Vec<&berth_image::snapshot::IdMap> =
+        others.iter().filter_map(|o| o.userns.map()).collect();
+    let map = crate::userns::auto_map(size, &existing, &subuid, &subgid).map_err(Error::Invalid)?;
+    c.config.userns = crate::userns::Userns::Private(map);
+    Ok(())
+}
+
 /// A Docker-like `adjective_name`.
 pub fn random_name(id: &str) -> String {
     const ADJ: [&str; 16] = [
@@ -336,7 +357,8 @@ impl Engine {
             config,
             state: ContainerState::default(),
         };
-        self.db.insert_container(&c)?;
+        let mut c = c;
+        self.db.insert_container_with(&mut c, resolve_auto_userns)?;
         let dir = self.paths.container_dir(&id);
         let prepared = std::fs::create_dir_all(dir.join("rootfs"))
             .map_err(io(format!("creating {}", dir.display())))
@@ -359,7 +381,8 @@ impl Engine {
     // ---- start ----
 
     /// Mounts the container's rootfs (idempotent).
-    fn mount_rootfs(&mut self, id: &str, image_id: &str, volatile: bool) -> Result<PathBuf> {
+    fn mount_rootfs(&mut self, c: &Container, volatile: bool) -> Result<PathBuf> {
+        let (id, image_id) = (c.id.as_str(), c.image_id.as_str());
         let target = self.paths.rootfs(id);
         std::fs::create_dir_all(&target).map_err(io(format!("creating {}", target.display())))?;
         if !procs::is_mount_point(&target) {
@@ -372,7 +395,10 @@ impl Engine {
                     m.options.push("volatile".into());
                 }
             }
-            berth_image::snapshot::mount_all(&mounts, &target)?;
+            match c.config.userns.map() {
+                Some(map) => berth_image::snapshot::mount_all_idmapped(&mounts, &target, map)?,
+                None => berth_image::snapshot::mount_all(&mounts, &target)?,
+            }
         }
         Ok(target)
     }
@@ -429,6 +455,18 @@ impl Engine {
                     let marker = data.parent().expect("volume dir").join(".populated");
                     if empty && !marker.exists() {
                         let src = fsutil::resolve_in_root(rootfs, &m.target, true)?;
+                        if let Some(map) = c.config.userns.map() {
+                            // The volume lives in the container's host ids
+                            // (like Docker with userns-remap): its root gets
+                            // the owner of the image's directory as the
+                            // idmapped rootfs shows it, or the container's root.
+                            use std::os::unix::fs::MetadataExt;
+                            let owner = std::fs::metadata(&src).map(|m| (m.uid(), m.gid())).ok();
+                            let root = (map.host_uid(0), map.host_gid(0));
+                            let (u, g) = owner.map_or(root, |(u, g)| (Some(u), Some(g)));
+                            std::os::unix::fs::chown(&data, u, g)
+                                .map_err(io(format!("chown {}", data.display())))?;
+                        }
                         if src.is_dir() {
                             for e in std::fs::read_dir(&src)
                                 .map_err(io(format!("reading {}", src.display())))?
@@ -621,7 +659,7 @@ impl Engine {
 
     /// Writes config.json for the container and returns the command name.
     fn write_bundle(&mut self, c: &Container) -> Result<(String, Vec<PortBinding>, String)> {
-        let rootfs = self.mount_rootfs(&c.id, &c.image_id, c.config.auto_remove)?;
+        let rootfs = self.mount_rootfs(c, c.config.auto_remove)?;
         let (_, img) = self.images()?.read_image(&c.image_id)?;
         let img_cfg = img.config.unwrap_or_default();
         let user = c
@@ -648,6 +686,19 @@ impl Engine {
             None => Some(crate::spec::default_seccomp(&c.config)?),
         };
         let (netns, files, ports, ip) = self.setup_network(c, &hostname)?;
+        if let Some(map) = c.config.userns.map() {
+            fsutil::ensure_traversable(&self.paths.root, &rootfs)?;
+            for m in files.iter().chain(&mounts).filter(|m| m.kind == "bind") {
+                if Path::new(&m.source).starts_with(&self.paths.root) {
+                    fsutil::ensure_traversable(&self.paths.root, Path::new(&m.source))?;
+                }
+            }
+            // Writable by the container's root, as they are without --userns.
+            for f in &files {
+                std::os::unix::fs::chown(&f.source, map.host_uid(0), map.host_gid(0))
+                    .map_err(io(format!("chown {}", f.source)))?;
+            }
+        }
         // Hosts files first so a user -v over /etc/hosts wins.
         let mut all = files;
         all.append(&mut mounts);
@@ -1831,7 +1882,7 @@ impl Engine {
         }
         let _l = self.lock(&c.id)?;
         let mounted = procs::is_mount_point(&self.paths.rootfs(&c.id));
-        let p = self.mount_rootfs(&c.id, &c.image_id, false)?;
+        let p = self.mount_rootfs(c, false)?;
         Ok((p, !mounted))
     }
 
@@ -1863,7 +1914,18 @@ impl Engine {
             } else {
                 dst.to_path_buf()
             };
-            fsutil::copy_tree(&from, &target)
+            match c.config.userns.map() {
+                // The host sees the container's files with host ids; the
+                // copy gets the owners the container sees (as docker cp).
+                Some(map) => fsutil::copy_tree_owned(&from, &target, &|u, g| {
+                    let overflow = 65534;
+                    (
+                        Some(map.container_uid(u).unwrap_or(overflow)),
+                        Some(map.container_gid(g).unwrap_or(overflow)),
+                    )
+                }),
+                None => fsutil::copy_tree(&from, &target),
+            }
         })();
         self.release_rootfs_for_copy(&c, ours);
         r
@@ -1890,7 +1952,17 @@ impl Engine {
             if std::fs::symlink_metadata(src).is_err() {
                 return Err(Error::Invalid(format!("{} does not exist", src.display())));
             }
-            fsutil::copy_tree(src, &target)
+            match c.config.userns.map() {
+                // Host root has no id in the idmapped rootfs: write as the
+                // container's root, owners translated into the container.
+                Some(map) => berth_image::snapshot::with_fs_ids(map.root_ids(), || {
+                    fsutil::copy_tree_owned(src, &target, &|u, g| {
+                        (map.host_uid(u), map.host_gid(g))
+                    })
+                })
+                .map_err(io(format!("copying into container {}", c.name)))?,
+                None => fsutil::copy_tree(src, &target),
+            }
         })();
         self.release_rootfs_for_copy(&c, ours);
         r

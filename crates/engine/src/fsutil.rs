@@ -76,6 +76,15 @@ fn components(p: &str) -> Vec<String> {
 /// Copies `src` (file, symlink or directory) to `dst`, recreating symlinks
 /// as symlinks (never following them) and keeping modes and owners.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    copy_tree_owned(src, dst, &|u, g| (Some(u), Some(g)))
+}
+
+/// What owner a copy gets, from the source's uid and gid (None: leave it
+/// to the kernel).
+pub type OwnerMap<'a> = dyn Fn(u32, u32) -> (Option<u32>, Option<u32>) + Sync + 'a;
+
+/// [`copy_tree`], giving each copy the owner `owner` says.
+pub fn copy_tree_owned(src: &Path, dst: &Path, owner: &OwnerMap<'_>) -> Result<()> {
     let m = std::fs::symlink_metadata(src).map_err(io(format!("stat {}", src.display())))?;
     let ft = m.file_type();
     if ft.is_symlink() {
@@ -88,7 +97,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         }
         for e in std::fs::read_dir(src).map_err(io(format!("reading {}", src.display())))? {
             let e = e.map_err(io(format!("reading {}", src.display())))?;
-            copy_tree(&e.path(), &dst.join(e.file_name()))?;
+            copy_tree_owned(&e.path(), &dst.join(e.file_name()), owner)?;
         }
         std::fs::set_permissions(dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))
             .map_err(io(format!("chmod {}", dst.display())))?;
@@ -102,7 +111,38 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         // Devices, fifos, sockets are skipped.
         return Ok(());
     }
-    let _ = std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()));
+    let (u, g) = owner(m.uid(), m.gid());
+    let _ = std::os::unix::fs::lchown(dst, u, g);
+    Ok(())
+}
+
+/// Makes every directory from `root` down to `path` searchable by others
+/// (adds `o+x`, never read), and checks that the directories above `root`
+/// already are. A container in a user namespace reaches its rootfs and
+/// bind sources as an unprivileged host id, which the owner-only
+/// permissions of berth's own directories would stop (Docker's
+/// userns-remap makes its root `0710` for the same reason).
+pub fn ensure_traversable(root: &Path, path: &Path) -> Result<()> {
+    for dir in path.ancestors().filter(|d| !d.as_os_str().is_empty()) {
+        let m = std::fs::metadata(dir).map_err(io(format!("stat {}", dir.display())))?;
+        let mode = m.permissions().mode();
+        if !m.is_dir() || mode & 0o001 != 0 {
+            continue;
+        }
+        if dir.starts_with(root) {
+            std::fs::set_permissions(
+                dir,
+                std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
+            )
+            .map_err(io(format!("chmod o+x {}", dir.display())))?;
+        } else {
+            return Err(Error::Invalid(format!(
+                "a container in a user namespace cannot reach {}: {} is not searchable by other users (chmod o+x it, or use a berth root elsewhere)",
+                path.display(),
+                dir.display()
+            )));
+        }
+    }
     Ok(())
 }
 

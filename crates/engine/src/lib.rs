@@ -28,6 +28,7 @@ pub mod procs;
 pub mod runtimes;
 pub mod spec;
 pub mod time;
+pub mod userns;
 
 pub use engine::Engine;
 pub use error::{Error, Result};

@@ -110,6 +110,10 @@ pub struct ContainerConfig {
     pub runtime: Option<String>,
     pub log_max_size: Option<u64>,
     pub log_max_file: Option<u32>,
+    /// `--userns`/`--uidmap`/`--gidmap` (`Auto` is resolved to `Private`
+    /// when the container is created).
+    #[serde(default)]
+    pub userns: crate::userns::Userns,
 }
 
 /// The life-cycle status, with Docker's names.

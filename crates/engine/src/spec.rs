@@ -294,19 +294,32 @@ fn ulimit_type(name: &str) -> Result<String> {
     Ok(format!("RLIMIT_{}", name.to_ascii_uppercase()))
 }
 
-fn base_mounts(config: &ContainerConfig) -> Vec<Value> {
-    let sys_opts = if config.privileged {
-        json!(["nosuid", "noexec", "nodev"])
+/// /sys for the container. sysfs can only be mounted by a user namespace
+/// that owns the container's network namespace (sysfs(5) shows that
+/// namespace's devices); a container in a user namespace of its own that
+/// joins a network namespace made outside it gets the host's /sys bound
+/// read-only instead, as runc and Podman do.
+fn sys_mount(config: &ContainerConfig, own_netns: bool) -> Value {
+    let mut opts = vec!["nosuid", "noexec", "nodev"];
+    if !config.privileged {
+        opts.push("ro");
+    }
+    if config.userns.map().is_some() && !own_netns {
+        opts.insert(0, "rbind");
+        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": opts})
     } else {
-        json!(["nosuid", "noexec", "nodev", "ro"])
-    };
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": opts})
+    }
+}
+
+fn base_mounts(config: &ContainerConfig, own_netns: bool) -> Vec<Value> {
     vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts}),
+        sys_mount(config, own_netns),
     ]
 }
 
@@ -371,7 +384,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
     if c.tty {
         process["consoleSize"] = json!({"height": 24, "width": 80});
     }
-    let mut mounts = base_mounts(c);
+    let mut mounts = base_mounts(c, input.netns.is_none());
     for m in &input.mounts {
         let mut opts: Vec<String> = match m.kind.as_str() {
             "tmpfs" => vec!["nosuid".into(), "nodev".into()],
@@ -395,6 +408,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         Some("") => {}
         Some(path) => namespaces.push(json!({"type": "network", "path": path})),
     }
+    if c.userns.map().is_some() {
+        // Created first by the runtime, so the namespaces above are owned
+        // by it (user_namespaces(7)).
+        namespaces.push(json!({"type": "user"}));
+    }
     let devices: Vec<Value> = input
         .devices
         .iter()
@@ -405,6 +423,16 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         "resources": resources(c, &input.devices),
         "devices": devices,
     });
+    if let Some(map) = c.userns.map() {
+        let oci = |ranges: &[berth_image::snapshot::IdRange]| -> Vec<Value> {
+            ranges
+                .iter()
+                .map(|r| json!({"containerID": r.container, "hostID": r.host, "size": r.size}))
+                .collect()
+        };
+        linux["uidMappings"] = json!(oci(&map.uids));
+        linux["gidMappings"] = json!(oci(&map.gids));
+    }
     if !c.privileged {
         linux["maskedPaths"] = json!([
             "/proc/acpi",

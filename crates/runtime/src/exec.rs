@@ -13,7 +13,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use crate::channel::{self, Channel, ToChild, ToParent};
 use crate::container::Runtime;
 use crate::error::{Error, NixContext, Result};
-use crate::namespaces::{clone_flag, proc_name};
+use crate::namespaces::proc_name;
 use crate::state::Status;
 use crate::{process, seccomp, sys, tty};
 
@@ -295,13 +295,7 @@ fn exec_child_steps(
             ));
         }
     }
-    for (t, fd) in nss {
-        step(
-            "joining namespaces",
-            nix::sched::setns(fd.as_fd(), clone_flag(*t))
-                .ctx(|| format!("joining the {} namespace", proc_name(*t))),
-        )?;
-    }
+    step("joining namespaces", crate::namespaces::join(nss))?;
     // Joining pid and time namespaces affects children only: fork.
     // SAFETY: single-threaded child.
     let forked = unsafe { sys::clone3(sys::CLONE_PARENT, None) };

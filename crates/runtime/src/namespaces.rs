@@ -155,10 +155,35 @@ pub fn open_joins(
         .collect()
 }
 
+/// Joins `fds`, given in join order (user first, mount last).
+///
+/// An unprivileged caller needs the user namespace first to be allowed
+/// the rest. A privileged one may need the opposite: a container with a
+/// user namespace of its own can sit in a network namespace made outside
+/// it (by the engine), owned by the host's user namespace, and once inside
+/// the container's user namespace the caller holds no capability over that
+/// one (setns(2), EPERM). So every namespace but user and mount is tried
+/// before the user namespace, and what is refused with EPERM is joined
+/// after it — runc's nsexec does the same.
 pub fn join(fds: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
+    let setns = |t: LinuxNamespaceType, fd: &OwnedFd| nix::sched::setns(fd.as_fd(), clone_flag(t));
+    let fail = |t: LinuxNamespaceType| move || format!("joining the {} namespace", proc_name(t));
+    let has_user = fds.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+    let mut later = vec![];
     for (t, fd) in fds {
-        nix::sched::setns(fd.as_fd(), clone_flag(*t))
-            .ctx(|| format!("joining the {} namespace", proc_name(*t)))?;
+        let early = has_user && !matches!(t, LinuxNamespaceType::User | LinuxNamespaceType::Mount);
+        if !early {
+            later.push((*t, fd));
+            continue;
+        }
+        match setns(*t, fd) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EPERM) => later.push((*t, fd)),
+            Err(e) => return Err(e).ctx(fail(*t)),
+        }
+    }
+    for (t, fd) in later {
+        setns(t, fd).ctx(fail(t))?;
     }
     Ok(())
 }

@@ -132,6 +132,14 @@ fn to_host(ranges: &[IdRange], id: u32) -> Option<u32> {
         .map(|r| r.host + (id - r.container))
 }
 
+/// The container id that host id `id` is, if it is mapped.
+fn to_container(ranges: &[IdRange], id: u32) -> Option<u32> {
+    ranges
+        .iter()
+        .find(|r| id >= r.host && u64::from(id) < r.end_host())
+        .map(|r| r.container + (id - r.host))
+}
+
 /// The text written to /proc/PID/{uid,gid}_map.
 fn proc_text(ranges: &[IdRange]) -> String {
     ranges
@@ -152,6 +160,21 @@ impl IdMap {
 
     pub fn host_gid(&self, id: u32) -> Option<u32> {
         to_host(&self.gids, id)
+    }
+
+    pub fn container_uid(&self, host: u32) -> Option<u32> {
+        to_container(&self.uids, host)
+    }
+
+    pub fn container_gid(&self, host: u32) -> Option<u32> {
+        to_container(&self.gids, host)
+    }
+
+    /// The host ids of the container's root (or of its first mapped ids):
+    /// what host-side writes into the idmapped rootfs must use, see
+    /// [`with_fs_ids`].
+    pub fn root_ids(&self) -> (u32, u32) {
+        self.mounter_ids()
     }
 
     /// The host ids overlayfs works with: the container's root, or the
@@ -445,14 +468,24 @@ fn mount_overlay(m: &Mount, target: &Path, ns: &UserNamespace, ids: (u32, u32)) 
     attach(mnt.as_fd(), target).map_err(|e| err(format!("attaching: {e}")))
 }
 
-/// Runs `fsconfig(FSCONFIG_CMD_CREATE)` from a thread whose fsuid/fsgid
-/// are `ids`: overlayfs keeps the creator's credentials for its own work
-/// (see the module comment). fsuid is per thread (setfsuid(2)), so the
+/// Runs `fsconfig(FSCONFIG_CMD_CREATE)` with `ids` as filesystem ids:
+/// overlayfs keeps the creator's credentials for its own work (see the
+/// module comment).
+fn create_as(fs: BorrowedFd<'_>, ids: (u32, u32)) -> std::io::Result<()> {
+    with_fs_ids(ids, || {
+        rustix::mount::fsconfig_create(fs).map_err(Into::into)
+    })?
+}
+
+/// Runs `f` on a short-lived thread whose fsuid/fsgid are `ids` and whose
+/// effective capabilities are the caller's: how host-side code (overlay
+/// creation, `berth cp` into a container) writes through an idmapped mount
+/// in which host root has no id. fsuid is per thread (setfsuid(2)), so the
 /// rest of the process is untouched and the credentials die with the
 /// thread.
-fn create_as(fs: BorrowedFd<'_>, ids: (u32, u32)) -> std::io::Result<()> {
+pub fn with_fs_ids<T: Send>(ids: (u32, u32), f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
     std::thread::scope(|s| {
-        s.spawn(|| -> std::io::Result<()> {
+        s.spawn(|| -> std::io::Result<T> {
             let caps = rustix::thread::capabilities(None)?;
             // SAFETY: setfsuid/setfsgid change only this thread's
             // filesystem ids; they cannot fail in a way that matters here
@@ -471,11 +504,10 @@ fn create_as(fs: BorrowedFd<'_>, ids: (u32, u32)) -> std::io::Result<()> {
                     ..caps
                 },
             )?;
-            rustix::mount::fsconfig_create(fs)?;
-            Ok(())
+            Ok(f())
         })
         .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("overlay thread panicked")))
+        .unwrap_or_else(|_| Err(std::io::Error::other("thread with other fs ids panicked")))
     })
 }
 
@@ -536,6 +568,10 @@ mod tests {
         assert_eq!(m.host_uid(1000), Some(5000));
         assert_eq!(m.host_uid(1001), None);
         assert_eq!(m.mounter_ids(), (100000, 200000));
+        assert_eq!(m.container_uid(100999), Some(999));
+        assert_eq!(m.container_uid(5000), Some(1000));
+        assert_eq!(m.container_uid(99999), None);
+        assert_eq!(m.container_gid(200009), Some(10));
         assert_eq!(proc_text(&m.uids), "0 100000 1000\n1000 5000 1\n");
     }
 
