@@ -91,7 +91,7 @@ fn resolve_auto_userns(c: &mut Container, others: &[ContainerConfig]) -> Result<
     };
     let subuid = read("BERTH_SUBUID", "/etc/subuid")?;
     let subgid = read("BERTH_SUBGID", "/etc/subgid")?;
-    let existing: Vec<&berth_image::snapshot::IdMap> =
+    let existing: Vec<&crate::idmap::IdMap> =
         others.iter().filter_map(|o| o.userns.map()).collect();
     let map = crate::userns::auto_map(size, &existing, &subuid, &subgid).map_err(Error::Invalid)?;
     c.config.userns = crate::userns::Userns::Private(map);
@@ -396,7 +396,19 @@ impl Engine {
                 }
             }
             match c.config.userns.map() {
-                Some(map) => berth_image::snapshot::mount_all_idmapped(&mounts, &target, map)?,
+                Some(map) => {
+                    let ns = map.namespace().map_err(|e| {
+                        Error::Other(format!(
+                            "container {id}: a user namespace for the idmapped rootfs: {e}"
+                        ))
+                    })?;
+                    berth_image::snapshot::mount_all_idmapped(
+                        &mounts,
+                        &target,
+                        std::os::fd::AsFd::as_fd(&ns),
+                        map.root_ids(),
+                    )?
+                }
                 None => berth_image::snapshot::mount_all(&mounts, &target)?,
             }
         }

@@ -424,7 +424,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         "devices": devices,
     });
     if let Some(map) = c.userns.map() {
-        let oci = |ranges: &[berth_image::snapshot::IdRange]| -> Vec<Value> {
+        let oci = |ranges: &[crate::idmap::IdRange]| -> Vec<Value> {
             ranges
                 .iter()
                 .map(|r| json!({"containerID": r.container, "hostID": r.host, "size": r.size}))

@@ -9,7 +9,7 @@
 //! `containers`. Blocks are handed out inside the transaction that records
 //! the container, so two containers never share one.
 
-use berth_image::snapshot::{IdMap, IdRange};
+use crate::idmap::{IdMap, IdRange};
 use serde::{Deserialize, Serialize};
 
 /// The user that owns berth's subordinate id ranges.

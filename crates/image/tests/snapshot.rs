@@ -10,8 +10,7 @@ use std::sync::Arc;
 use berth_image::layer::{ChangeKind, DiffOptions};
 use berth_image::metadata::Db;
 use berth_image::snapshot::{
-    IdMap, IdRange, Kind, MountGuard, OverlaySnapshotter, Snapshotter, VfsSnapshotter,
-    mount_all_idmapped,
+    Kind, MountGuard, OverlaySnapshotter, Snapshotter, VfsSnapshotter, mount_all_idmapped,
 };
 
 type Make = fn(&Path) -> Box<dyn Snapshotter>;
@@ -199,19 +198,19 @@ fn idmapped_mount(make: Make) {
     let m = s.prepare("c1", Some("base")).unwrap();
     let p = mountpoint(tmp.path(), "c1");
     fs::set_permissions(p.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
-    let map = IdMap {
-        uids: vec![IdRange {
-            container: 0,
-            host: 100000,
-            size: 65536,
-        }],
-        gids: vec![IdRange {
-            container: 0,
-            host: 200000,
-            size: 65536,
-        }],
+    let map = |host: u32| {
+        vec![
+            oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(host)
+                .size(65536u32)
+                .build()
+                .unwrap(),
+        ]
     };
-    mount_all_idmapped(&m, &p, &map).unwrap();
+    let ns =
+        berth_runtime::namespaces::detached_user_namespace(&map(100000), &map(200000)).unwrap();
+    mount_all_idmapped(&m, &p, std::os::fd::AsFd::as_fd(&ns), (100000, 200000)).unwrap();
     let guard = MountGuard::from_mounted(&p);
     let meta = fs::metadata(p.join("etc/shared")).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (100000, 200000));

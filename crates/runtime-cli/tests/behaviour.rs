@@ -779,7 +779,7 @@ fn idmapped_bind_mount_shows_host_owners_mapped() {
     let mut cfg = config(&[
         "sh",
         "-c",
-        "stat -c %u /plain/f /mapped/f; touch /mapped/new && stat -c %u /mapped/new",
+        "stat -c %u /plain/f /mapped/f; touch /mapped/new && stat -c %u /mapped/new; stat -c %u:%g /own/f",
     ]);
     cfg["linux"]["namespaces"]
         .as_array_mut()
@@ -794,6 +794,23 @@ fn idmapped_bind_mount_shows_host_owners_mapped() {
         .retain(|m| m["type"] != "cgroup");
     cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/plain", "type": "bind", "source": host.path(), "options": ["bind"]}));
     cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/mapped", "type": "bind", "source": host.path(), "options": ["bind", "idmap"]}));
+    // A mount with maps of its own (runtime-spec 1.1): on-disk 0 is host
+    // 100007/100009, which the container sees as 7/9.
+    cfg["mounts"].as_array_mut().unwrap().push(json!({"destination": "/own", "type": "bind", "source": host.path(), "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 100007, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 100009, "size": 1}]}));
+    let mut without_idmap = cfg.clone();
+    without_idmap["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap()["options"] = json!(["bind"]);
+    let bad = Ctr::new(&rt, &without_idmap).create();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("need the idmap or ridmap option"),
+        "{bad:?}"
+    );
     let c = Ctr::new(&rt, &cfg);
     // The rootfs must be readable by the mapped root.
     let o = std::process::Command::new("chown")
@@ -806,7 +823,7 @@ fn idmapped_bind_mount_shows_host_owners_mapped() {
     let out = c.run_ok();
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["65534", "0", "0"],
+        ["65534", "0", "0", "7:9"],
         "{out}"
     );
     // What the container's root wrote is owned by host root on disk.

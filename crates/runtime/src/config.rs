@@ -127,6 +127,7 @@ pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
         if m.destination().as_os_str().is_empty() {
             return Err("mounts: a mount has an empty destination".into());
         }
+        check_mount_maps(m, has_new(LinuxNamespaceType::User))?;
     }
     for d in linux.devices().as_deref().unwrap_or_default() {
         if !d.path().starts_with("/dev/") {
@@ -181,6 +182,36 @@ fn validate_process(p: &oci_spec::runtime::Process) -> std::result::Result<(), S
     Ok(())
 }
 
+/// A mount's own `uidMappings`/`gidMappings` (runtime-spec 1.1, idmapped
+/// mounts): both or neither, on a bind mount with `idmap`/`ridmap`, in a
+/// container with a new user namespace (berth idmaps while writing the
+/// container's maps).
+fn check_mount_maps(m: &oci_spec::runtime::Mount, new_user: bool) -> Result<(), String> {
+    let uid = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+    let gid = m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+    if !uid && !gid {
+        return Ok(());
+    }
+    let dest = m.destination().display();
+    if uid != gid {
+        return Err(format!(
+            "mount {dest}: uidMappings and gidMappings must be given together"
+        ));
+    }
+    let opts = m.options().as_deref().unwrap_or_default();
+    if !opts.iter().any(|o| o == "idmap" || o == "ridmap") {
+        return Err(format!(
+            "mount {dest}: uidMappings/gidMappings need the idmap or ridmap option"
+        ));
+    }
+    if !new_user {
+        return Err(format!(
+            "mount {dest}: idmapped mounts need a new user namespace in linux.namespaces"
+        ));
+    }
+    Ok(())
+}
+
 /// The namespace a sysctl belongs to must be the container's own, as runc
 /// checks: otherwise the write would change the host.
 pub fn check_sysctl(
@@ -225,6 +256,44 @@ mod tests {
 
     fn spec(json: serde_json::Value) -> Spec {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn mount_maps_need_both_idmap_and_a_user_namespace() {
+        let map = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        let mount = |opts: &[&str], uid: bool, gid: bool| -> oci_spec::runtime::Mount {
+            let mut m = serde_json::json!({"destination": "/m", "type": "bind", "source": "/s", "options": opts});
+            if uid {
+                m["uidMappings"] = map.clone();
+            }
+            if gid {
+                m["gidMappings"] = map.clone();
+            }
+            serde_json::from_value(m).unwrap()
+        };
+        assert_eq!(
+            check_mount_maps(&mount(&["bind"], false, false), false),
+            Ok(())
+        );
+        assert_eq!(
+            check_mount_maps(&mount(&["idmap"], true, true), true),
+            Ok(())
+        );
+        assert!(
+            check_mount_maps(&mount(&["idmap"], true, false), true)
+                .unwrap_err()
+                .contains("together")
+        );
+        assert!(
+            check_mount_maps(&mount(&["bind"], true, true), true)
+                .unwrap_err()
+                .contains("idmap")
+        );
+        assert!(
+            check_mount_maps(&mount(&["ridmap"], true, true), false)
+                .unwrap_err()
+                .contains("user namespace")
+        );
     }
 
     fn base() -> serde_json::Value {

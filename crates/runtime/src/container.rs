@@ -413,18 +413,28 @@ impl Runtime {
 /// nothing needs to be chowned.
 fn send_idmapped_mounts(ch: &channel::Channel, bundle: &Bundle, child: i32) -> Result<()> {
     let mounts = bundle.spec.mounts().as_deref().unwrap_or_default();
-    let mut userns: Option<std::fs::File> = None;
+    let mut userns: Option<std::os::fd::OwnedFd> = None;
     for (index, m) in mounts.iter().enumerate() {
         let opts = crate::mounts::parse_options(m.options().as_deref().unwrap_or_default());
         if !(opts.idmap && opts.bind) {
             continue;
         }
-        let ns = match &userns {
-            Some(f) => f,
-            None => {
-                let p = format!("/proc/{child}/ns/user");
-                userns.insert(std::fs::File::open(&p).ctx(|| format!("opening {p}"))?)
-            }
+        // The mount's own maps (runtime-spec 1.1) or the container's.
+        let own_ns = match (m.uid_mappings(), m.gid_mappings()) {
+            (Some(u), Some(g)) if !u.is_empty() => Some(namespaces::detached_user_namespace(u, g)?),
+            _ => None,
+        };
+        if own_ns.is_none() && userns.is_none() {
+            let p = format!("/proc/{child}/ns/user");
+            userns = Some(
+                std::fs::File::open(&p)
+                    .ctx(|| format!("opening {p}"))?
+                    .into(),
+            );
+        }
+        let ns = match (&own_ns, &userns) {
+            (Some(fd), _) | (None, Some(fd)) => fd.as_fd(),
+            (None, None) => unreachable!("opened above"),
         };
         let dest = m.destination().display().to_string();
         let source = m
@@ -438,7 +448,7 @@ fn send_idmapped_mounts(ch: &channel::Channel, bundle: &Bundle, child: i32) -> R
             opts.attr_set,
             opts.attr_clr,
             0,
-            Some(ns.as_fd()),
+            Some(ns),
             opts.attr_recursive || opts.recursive,
             &dest,
         )

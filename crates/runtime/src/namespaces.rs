@@ -195,6 +195,49 @@ pub fn unshare(flags: CloneFlags) -> Result<()> {
     nix::sched::unshare(flags).ctx(|| format!("unshare({flags:?})"))
 }
 
+/// A user namespace holding the `uid`/`gid` maps and nothing else, kept
+/// alive by the returned fd once the process that made it is gone: what an
+/// idmapped mount needs (mount_setattr(2), `MOUNT_ATTR_IDMAP`, takes the
+/// mapping from a user namespace). The maps are written like a container's
+/// ([`write_id_maps`]), so this works rootless within /etc/subuid too.
+pub fn detached_user_namespace(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd> {
+    let (rd, wr) = std::io::pipe().map_err(|e| Error::Sys {
+        what: "creating a pipe for a user namespace".into(),
+        source: e,
+    })?;
+    // SAFETY: the child below only makes async-signal-safe system calls
+    // (close, read, _exit), so it is sound even if the caller has other
+    // threads whose locks the child's copy would inherit.
+    let forked = unsafe { crate::sys::clone3(CloneFlags::CLONE_NEWUSER.bits() as u64, None) }
+        .map_err(|e| Error::Sys {
+            what: "creating a user namespace (clone3 CLONE_NEWUSER)".into(),
+            source: e,
+        })?;
+    let pid = match forked {
+        crate::sys::Forked::Child => {
+            drop(wr);
+            let mut b = [0u8; 1];
+            // Returns at EOF, when the parent is done with us.
+            let _ = std::io::Read::read(&mut &rd, &mut b);
+            crate::sys::exit_now(0)
+        }
+        crate::sys::Forked::Parent { pid, .. } => pid,
+    };
+    drop(rd);
+    let made = write_id_maps(pid, uid, gid).and_then(|()| {
+        let p = format!("/proc/{pid}/ns/user");
+        std::fs::File::open(&p)
+            .map(OwnedFd::from)
+            .map_err(|e| Error::Sys {
+                what: format!("opening {p}"),
+                source: e,
+            })
+    });
+    drop(wr);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    made
+}
+
 /// The text of a /proc/PID/{uid,gid}_map file.
 pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()

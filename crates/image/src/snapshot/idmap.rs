@@ -25,252 +25,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
-use serde::{Deserialize, Serialize};
 
 use super::mount::Mount;
 use crate::error::{Error, Result};
-
-/// `size` consecutive ids starting at `container` inside the container are
-/// the ids starting at `host` outside (user_namespaces(7), "User and group
-/// ID mappings").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdRange {
-    pub container: u32,
-    pub host: u32,
-    pub size: u32,
-}
-
-/// A container's uid and gid maps.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct IdMap {
-    pub uids: Vec<IdRange>,
-    pub gids: Vec<IdRange>,
-}
-
-/// The kernel takes at most this many lines per map (user_namespaces(7)).
-const MAX_RANGES: usize = 340;
-
-impl IdRange {
-    /// Parses `container:host:size` (Podman's `--uidmap` form).
-    pub fn parse(s: &str) -> std::result::Result<IdRange, String> {
-        let parts: Vec<&str> = s.split(':').collect();
-        let [c, h, n] = parts.as_slice() else {
-            return Err(format!(
-                "id mapping {s:?}: expected CONTAINER_ID:HOST_ID:SIZE"
-            ));
-        };
-        let num = |what: &str, v: &str| {
-            v.parse::<u32>()
-                .map_err(|_| format!("id mapping {s:?}: {what} {v:?} is not a number"))
-        };
-        let r = IdRange {
-            container: num("container id", c)?,
-            host: num("host id", h)?,
-            size: num("size", n)?,
-        };
-        if r.size == 0 {
-            return Err(format!("id mapping {s:?}: the size must not be 0"));
-        }
-        Ok(r)
-    }
-
-    fn end_container(&self) -> u64 {
-        u64::from(self.container) + u64::from(self.size)
-    }
-
-    fn end_host(&self) -> u64 {
-        u64::from(self.host) + u64::from(self.size)
-    }
-}
-
-/// Checks one map the way the kernel will: not empty, not too many lines,
-/// no range past 2^32-1, no two ranges overlapping on either side.
-fn validate_ranges(what: &str, ranges: &[IdRange]) -> std::result::Result<(), String> {
-    if ranges.is_empty() {
-        return Err(format!("the {what} map is empty"));
-    }
-    if ranges.len() > MAX_RANGES {
-        return Err(format!(
-            "the {what} map has {} ranges; the kernel takes at most {MAX_RANGES}",
-            ranges.len()
-        ));
-    }
-    for r in ranges {
-        // 4294967295 is (uid_t)-1, never a valid id.
-        if r.end_container() > u64::from(u32::MAX) || r.end_host() > u64::from(u32::MAX) {
-            return Err(format!(
-                "the {what} range {}:{}:{} goes past the largest id",
-                r.container, r.host, r.size
-            ));
-        }
-    }
-    for (i, a) in ranges.iter().enumerate() {
-        for b in &ranges[i + 1..] {
-            let overlap = |a0: u64, a1: u64, b0: u64, b1: u64| a0 < b1 && b0 < a1;
-            if overlap(
-                a.container.into(),
-                a.end_container(),
-                b.container.into(),
-                b.end_container(),
-            ) || overlap(a.host.into(), a.end_host(), b.host.into(), b.end_host())
-            {
-                return Err(format!(
-                    "the {what} ranges {}:{}:{} and {}:{}:{} overlap",
-                    a.container, a.host, a.size, b.container, b.host, b.size
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The host id that container id `id` maps to.
-fn to_host(ranges: &[IdRange], id: u32) -> Option<u32> {
-    ranges
-        .iter()
-        .find(|r| id >= r.container && u64::from(id) < r.end_container())
-        .map(|r| r.host + (id - r.container))
-}
-
-/// The container id that host id `id` is, if it is mapped.
-fn to_container(ranges: &[IdRange], id: u32) -> Option<u32> {
-    ranges
-        .iter()
-        .find(|r| id >= r.host && u64::from(id) < r.end_host())
-        .map(|r| r.container + (id - r.host))
-}
-
-/// The text written to /proc/PID/{uid,gid}_map.
-fn proc_text(ranges: &[IdRange]) -> String {
-    ranges
-        .iter()
-        .map(|r| format!("{} {} {}\n", r.container, r.host, r.size))
-        .collect()
-}
-
-impl IdMap {
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        validate_ranges("uid", &self.uids)?;
-        validate_ranges("gid", &self.gids)
-    }
-
-    pub fn host_uid(&self, id: u32) -> Option<u32> {
-        to_host(&self.uids, id)
-    }
-
-    pub fn host_gid(&self, id: u32) -> Option<u32> {
-        to_host(&self.gids, id)
-    }
-
-    pub fn container_uid(&self, host: u32) -> Option<u32> {
-        to_container(&self.uids, host)
-    }
-
-    pub fn container_gid(&self, host: u32) -> Option<u32> {
-        to_container(&self.gids, host)
-    }
-
-    /// The host ids of the container's root (or of its first mapped ids):
-    /// what host-side writes into the idmapped rootfs must use, see
-    /// [`with_fs_ids`].
-    pub fn root_ids(&self) -> (u32, u32) {
-        self.mounter_ids()
-    }
-
-    /// The host ids overlayfs works with: the container's root, or the
-    /// first mapped ids when root is not mapped.
-    fn mounter_ids(&self) -> (u32, u32) {
-        let uid = self
-            .host_uid(0)
-            .unwrap_or_else(|| self.uids.first().map_or(0, |r| r.host));
-        let gid = self
-            .host_gid(0)
-            .unwrap_or_else(|| self.gids.first().map_or(0, |r| r.host));
-        (uid, gid)
-    }
-}
 
 fn mount_err(target: &Path, reason: String) -> Error {
     Error::Mount {
         target: target.to_path_buf(),
         reason,
-    }
-}
-
-/// A user namespace that holds an id map and nothing else, kept alive by
-/// its file descriptor after the process that made it is gone.
-pub struct UserNamespace {
-    fd: OwnedFd,
-}
-
-impl UserNamespace {
-    /// Creates the namespace with a child cloned into it (clone(2),
-    /// `CLONE_NEWUSER`), writes the maps from here and opens
-    /// /proc/CHILD/ns/user; the child waits on a pipe and exits once this
-    /// side closes it.
-    pub fn new(map: &IdMap) -> Result<UserNamespace> {
-        map.validate().map_err(|reason| Error::Malformed {
-            what: "id map".into(),
-            reason,
-        })?;
-        let err = |what: &str, e: std::io::Error| Error::Io {
-            context: what.to_string(),
-            source: e,
-        };
-        let (rd, wr) =
-            std::io::pipe().map_err(|e| err("creating a pipe for the user namespace", e))?;
-        let (rd, wr) = (OwnedFd::from(rd), OwnedFd::from(wr));
-        // SAFETY: clone without CLONE_VM behaves like fork(2): the child
-        // gets a copy of the address space and, below, only makes
-        // async-signal-safe system calls before _exit.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::CLONE_NEWUSER | libc::SIGCHLD,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
-        };
-        if pid == 0 {
-            let mut b = [0u8; 1];
-            // SAFETY: raw syscalls on fds this process owns, then _exit; no
-            // allocation or lock is touched in the forked child.
-            unsafe {
-                libc::close(wr.as_raw_fd());
-                libc::read(rd.as_raw_fd(), b.as_mut_ptr().cast(), 1);
-                libc::_exit(0);
-            }
-        }
-        if pid < 0 {
-            return Err(err(
-                "creating a user namespace (clone CLONE_NEWUSER)",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        drop(rd);
-        let pid = pid as i32;
-        let result = (|| {
-            let proc = PathBuf::from(format!("/proc/{pid}"));
-            std::fs::write(proc.join("uid_map"), proc_text(&map.uids))
-                .map_err(|e| err("writing the user namespace's uid_map", e))?;
-            std::fs::write(proc.join("gid_map"), proc_text(&map.gids))
-                .map_err(|e| err("writing the user namespace's gid_map", e))?;
-            let f = std::fs::File::open(proc.join("ns/user"))
-                .map_err(|e| err("opening the new user namespace", e))?;
-            Ok(UserNamespace { fd: f.into() })
-        })();
-        drop(wr);
-        let mut status = 0;
-        // SAFETY: waits for the child cloned above, which exits once the
-        // pipe's write end is closed.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        result
-    }
-
-    pub fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }
 
@@ -290,7 +52,7 @@ const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 /// A detached clone of `path`, idmapped with `ns` (and read-only if asked).
 fn idmapped_tree(
     path: &Path,
-    ns: &UserNamespace,
+    ns: BorrowedFd<'_>,
     recursive: bool,
     read_only: bool,
 ) -> std::io::Result<OwnedFd> {
@@ -303,7 +65,7 @@ fn idmapped_tree(
         attr_set: MOUNT_ATTR_IDMAP | if read_only { MOUNT_ATTR_RDONLY } else { 0 },
         attr_clr: 0,
         propagation: 0,
-        userns_fd: ns.as_fd().as_raw_fd() as u64,
+        userns_fd: ns.as_raw_fd() as u64,
     };
     let at = libc::AT_EMPTY_PATH as u32
         | if recursive {
@@ -369,13 +131,20 @@ fn upper_work_split(upper: &Path, work: &Path) -> Option<(PathBuf, PathBuf, Path
     ))
 }
 
-/// Mounts `mounts` on `target` with every layer idmapped to `map`.
-pub fn mount_all_idmapped(mounts: &[Mount], target: &Path, map: &IdMap) -> Result<()> {
-    let ns = UserNamespace::new(map)?;
+/// Mounts `mounts` on `target` with every layer idmapped by the user
+/// namespace `userns` (its maps say which on-disk id each host id is).
+/// `creator` is the host (uid, gid) overlayfs works as: the container's
+/// root, which must be mapped (see the module comment).
+pub fn mount_all_idmapped(
+    mounts: &[Mount],
+    target: &Path,
+    userns: BorrowedFd<'_>,
+    creator: (u32, u32),
+) -> Result<()> {
     for m in mounts {
         match m.kind.as_str() {
-            "overlay" => mount_overlay(m, target, &ns, map.mounter_ids())?,
-            "bind" => mount_bind(m, target, &ns)?,
+            "overlay" => mount_overlay(m, target, userns, creator)?,
+            "bind" => mount_bind(m, target, userns)?,
             other => return Err(mount_err(target, format!("unknown mount type {other:?}"))),
         }
     }
@@ -393,7 +162,7 @@ fn attach(mnt: BorrowedFd<'_>, target: &Path) -> std::io::Result<()> {
     .map_err(Into::into)
 }
 
-fn mount_bind(m: &Mount, target: &Path, ns: &UserNamespace) -> Result<()> {
+fn mount_bind(m: &Mount, target: &Path, ns: BorrowedFd<'_>) -> Result<()> {
     let recursive = m.options.iter().any(|o| o == "rbind");
     let read_only = m.options.iter().any(|o| o == "ro");
     let tree = idmapped_tree(Path::new(&m.source), ns, recursive, read_only)
@@ -407,7 +176,7 @@ fn unsupported(what: &str, e: std::io::Error) -> String {
     )
 }
 
-fn mount_overlay(m: &Mount, target: &Path, ns: &UserNamespace, ids: (u32, u32)) -> Result<()> {
+fn mount_overlay(m: &Mount, target: &Path, ns: BorrowedFd<'_>, ids: (u32, u32)) -> Result<()> {
     let o = overlay_options(&m.options);
     let err = |reason: String| mount_err(target, reason);
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
@@ -514,66 +283,6 @@ pub fn with_fs_ids<T: Send>(ids: (u32, u32), f: impl FnOnce() -> T + Send) -> st
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn r(c: u32, h: u32, n: u32) -> IdRange {
-        IdRange {
-            container: c,
-            host: h,
-            size: n,
-        }
-    }
-
-    #[test]
-    fn ranges_parse() {
-        assert_eq!(IdRange::parse("0:100000:65536"), Ok(r(0, 100000, 65536)));
-        for bad in ["0:1", "a:1:2", "0:1:0", "0:1:2:3", "-1:0:1"] {
-            assert!(IdRange::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn maps_validate_like_the_kernel() {
-        let ok = IdMap {
-            uids: vec![r(0, 100000, 1000), r(1000, 5000, 1)],
-            gids: vec![r(0, 100000, 65536)],
-        };
-        assert_eq!(ok.validate(), Ok(()));
-        let host_overlap = IdMap {
-            uids: vec![r(0, 100000, 1000), r(1000, 100500, 10)],
-            ..ok.clone()
-        };
-        assert!(host_overlap.validate().unwrap_err().contains("overlap"));
-        let container_overlap = IdMap {
-            gids: vec![r(0, 1, 10), r(5, 100, 10)],
-            ..ok.clone()
-        };
-        assert!(container_overlap.validate().unwrap_err().contains("gid"));
-        let too_far = IdMap {
-            uids: vec![r(0, u32::MAX - 10, 11)],
-            ..ok.clone()
-        };
-        assert!(too_far.validate().unwrap_err().contains("largest"));
-        let empty = IdMap { uids: vec![], ..ok };
-        assert!(empty.validate().unwrap_err().contains("empty"));
-    }
-
-    #[test]
-    fn ids_translate() {
-        let m = IdMap {
-            uids: vec![r(0, 100000, 1000), r(1000, 5000, 1)],
-            gids: vec![r(1, 200000, 10)],
-        };
-        assert_eq!(m.host_uid(0), Some(100000));
-        assert_eq!(m.host_uid(999), Some(100999));
-        assert_eq!(m.host_uid(1000), Some(5000));
-        assert_eq!(m.host_uid(1001), None);
-        assert_eq!(m.mounter_ids(), (100000, 200000));
-        assert_eq!(m.container_uid(100999), Some(999));
-        assert_eq!(m.container_uid(5000), Some(1000));
-        assert_eq!(m.container_uid(99999), None);
-        assert_eq!(m.container_gid(200009), Some(10));
-        assert_eq!(proc_text(&m.uids), "0 100000 1000\n1000 5000 1\n");
-    }
 
     #[test]
     fn overlay_options_split() {

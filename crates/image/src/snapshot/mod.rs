@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use idmap::{IdMap, IdRange, mount_all_idmapped, with_fs_ids};
+pub use idmap::{mount_all_idmapped, with_fs_ids};
 pub use mount::{Mount, MountGuard, mount_all, unmount};
 
 use crate::digest::Digest;
