@@ -20,6 +20,7 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod init;
 pub mod io;
 pub mod logs;
 pub mod model;
