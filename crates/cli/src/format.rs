@@ -366,6 +366,7 @@ pub fn inspect(e: &Engine, c: &Container) -> Value {
             "NetworkMode": if c.config.network.is_empty() { "bridge" } else { &c.config.network },
             "RestartPolicy": restart,
             "AutoRemove": c.config.auto_remove,
+            "Init": c.config.init,
             "Privileged": c.config.privileged,
             "ReadonlyRootfs": c.config.read_only,
             "CapAdd": c.config.cap_add,
