@@ -244,3 +244,35 @@ fn transfers_show_a_bar_per_blob_on_a_terminal_lines_otherwise_nothing_with_q() 
     assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{id}\n"));
     assert_eq!(String::from_utf8_lossy(&o.stderr), "");
 }
+
+#[test]
+fn build_reports_base_image_pulls_as_lines() {
+    let reg = Registry::anonymous();
+    let a = Berth::new();
+    let id = import_busybox(&a, "bb:1");
+    let base = format!("{}/progress/base:1", reg.host());
+    a.ok(&["push", "-q", "bb:1", &base]);
+    let b = Berth::new();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Containerfile"),
+        format!("FROM {base}\nLABEL built=yes\n"),
+    )
+    .unwrap();
+    let o = b.out(&["build", "-t", "app:1", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("Trying to pull {base}...")), "{err}");
+    let config = &id["sha256:".len()..][..12];
+    assert!(
+        blob_lines(&err, "done").iter().any(|b| b == config),
+        "{err}"
+    );
+    assert!(blob_lines(&err, "done").len() >= 2, "{err}");
+    // -q: the built image's id alone.
+    let c = Berth::new();
+    let o = c.out(&["build", "-q", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+}

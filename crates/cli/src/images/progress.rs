@@ -84,6 +84,16 @@ impl Bars {
         }
     }
 
+    /// Lines only, even on a terminal (or nothing when `quiet`): for
+    /// pulls inside `build`, where nothing may draw between steps.
+    pub fn lines(quiet: bool) -> Bars {
+        Bars {
+            mode: if quiet { Mode::Quiet } else { Mode::Lines },
+            multi: None,
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
         self.bars.lock().unwrap_or_else(|p| p.into_inner())
     }
