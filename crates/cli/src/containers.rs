@@ -117,7 +117,8 @@ pub struct CreateArgs {
     /// HOST[:CONTAINER[:PERMS]]
     #[arg(long)]
     pub device: Vec<String>,
-    /// Run a reaper as pid 1 (not yet supported; refused).
+    /// Run a tiny init as pid 1 that forwards signals to the command and
+    /// reaps zombies.
     #[arg(long)]
     pub init: bool,
     /// no, on-failure[:N], always, unless-stopped.
@@ -502,9 +503,6 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
             }
             _ => bail!("invalid --log-opt {o:?}: want max-size=SIZE or max-file=N"),
         }
-    }
-    if a.init {
-        bail!("--init is not supported yet: berth has no static reaper binary to inject");
     }
     if a.rm && a.restart != "no" {
         bail!("conflicting options: --restart and --rm");

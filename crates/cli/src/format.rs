@@ -368,6 +368,7 @@ pub fn inspect(e: &Engine, c: &Container) -> Value {
             "IDMappings": c.config.userns.map(),
             "RestartPolicy": restart,
             "AutoRemove": c.config.auto_remove,
+            "Init": c.config.init,
             "Privileged": c.config.privileged,
             "ReadonlyRootfs": c.config.read_only,
             "CapAdd": c.config.cap_add,

@@ -827,11 +827,15 @@ fn build_cmd(a: &BuildArgs, paths: &Paths) -> Result<i32> {
         runtime_root: paths.run.join("runtime"),
     };
     let registry = a.registry.clone();
+    let quiet = a.quiet;
     let mut puller = |s: &ImageStore, name: &str| -> Result<String, String> {
         let c = client(&registry, paths).map_err(|e| e.to_string())?;
-        // No progress bars: their threads must not run while RUN steps
-        // clone the container init.
-        s.pull(&c, name, &berth_image::registry::NoProgress)
+        if !quiet {
+            eprintln!("Trying to pull {name}...");
+        }
+        // Lines, not bars: nothing may keep drawing from another thread
+        // once RUN steps clone the container init (docs/images.md).
+        s.pull(&c, name, &progress::Bars::lines(quiet))
             .map(|p| p.id)
             .map_err(|e| format!("pulling: {e}"))
     };

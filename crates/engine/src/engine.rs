@@ -697,6 +697,12 @@ impl Engine {
             Some(text) => Some(crate::spec::seccomp_from_profile(text)?),
             None => Some(crate::spec::default_seccomp(&c.config)?),
         };
+        let init = if c.config.init {
+            let path = crate::init::install(&self.paths.init_dir())?;
+            Some(path.to_string_lossy().into_owned())
+        } else {
+            None
+        };
         let (netns, files, ports, ip) = self.setup_network(c, &hostname)?;
         if let Some(map) = c.config.userns.map() {
             fsutil::ensure_traversable(&self.paths.root, &rootfs)?;
@@ -727,6 +733,7 @@ impl Engine {
             netns,
             seccomp,
             host_caps: crate::spec::host_bounding_set(),
+            init,
         };
         let spec = crate::spec::build(&input)?;
         let cmd = crate::spec::process_args(&c.config, &img_cfg)

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod idmap;
+pub mod init;
 pub mod io;
 pub mod logs;
 pub mod model;

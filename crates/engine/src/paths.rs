@@ -1,6 +1,6 @@
 //! Where an engine instance keeps its state (the shared paths convention
 //! of DESIGN.md): `<root>/berth.db`, `<root>/containers/<id>/`,
-//! `<root>/volumes/<name>/`, and a run dir (`/run/berth` for the default
+//! `<root>/volumes/<name>/`, `<root>/init/` (the `--init` reaper), and a run dir (`/run/berth` for the default
 //! root, `<root>/run` otherwise) holding the runtime root, the network run
 //! dir and one directory per running container (monitor socket, exit file).
 
@@ -65,6 +65,10 @@ impl Paths {
     }
     pub fn volume_data(&self, name: &str) -> PathBuf {
         self.volumes().join(name).join("_data")
+    }
+    /// The `--init` reaper binaries (see [`crate::init`]).
+    pub fn init_dir(&self) -> PathBuf {
+        self.root.join("init")
     }
     pub fn lock_dir(&self) -> PathBuf {
         self.run.join("locks")

@@ -120,6 +120,9 @@ pub struct SpecInput<'a> {
     /// The caller's bounding set (bit n = capability n): capabilities
     /// outside it cannot be granted, even to `--privileged`.
     pub host_caps: u64,
+    /// With `--init`: the host path of the reaper binary, which then runs
+    /// as pid 1 in front of the command (see [`crate::init`]).
+    pub init: Option<String>,
 }
 
 /// The caller's capability bounding set (CapBnd in /proc/self/status).
@@ -326,12 +329,15 @@ fn base_mounts(config: &ContainerConfig, own_netns: bool) -> Vec<Value> {
 /// Builds the spec.
 pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
     let c = input.config;
-    let args = process_args(c, input.image);
+    let mut args = process_args(c, input.image);
     if args.is_empty() {
         return Err(Error::Invalid(format!(
             "container {}: no command specified (the image has no Cmd or Entrypoint)",
             input.id
         )));
+    }
+    if input.init.is_some() {
+        args = crate::init::wrap_args(args);
     }
     let hostname = c
         .hostname
@@ -395,6 +401,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
             opts.push("ro".into());
         }
         mounts.push(json!({"destination": m.target, "type": if m.kind == "tmpfs" { "tmpfs" } else { "bind" }, "source": m.source, "options": opts}));
+    }
+    if let Some(reaper) = &input.init {
+        // Last, so that no other mount hides it.
+        mounts.push(
+            json!({"destination": crate::init::CONTAINER_PATH, "type": "bind", "source": reaper,
+                           "options": ["bind", "rprivate", "ro", "nosuid", "nodev"]}),
+        );
     }
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -658,6 +671,7 @@ mod tests {
             netns: None,
             seccomp: None,
             host_caps: u64::MAX,
+            init: None,
         };
         let spec = build(&input).unwrap();
         let v = serde_json::to_value(&spec).unwrap();
@@ -678,6 +692,48 @@ mod tests {
             ns.iter()
                 .any(|n| n["type"] == "network" && n.get("path").is_none())
         );
+    }
+
+    #[test]
+    fn init_runs_the_reaper_in_front_from_a_read_only_mount() {
+        let img = image();
+        let c = ContainerConfig {
+            cmd: vec!["sleep".into(), "1".into()],
+            init: true,
+            ..Default::default()
+        };
+        let input = SpecInput {
+            id: "0123456789abcdef",
+            config: &c,
+            image: &img,
+            rootfs: "/r".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            mounts: vec![ResolvedMount {
+                kind: "bind".into(),
+                source: "/srv".into(),
+                target: "/dev/x".into(),
+                readonly: false,
+                options: vec![],
+            }],
+            devices: vec![],
+            netns: None,
+            seccomp: None,
+            host_caps: u64::MAX,
+            init: Some("/var/lib/berth/init/berth-init-0123".into()),
+        };
+        let v = serde_json::to_value(build(&input).unwrap()).unwrap();
+        assert_eq!(
+            v["process"]["args"],
+            json!(["/dev/init", "--", "sleep", "1"])
+        );
+        let mounts = v["mounts"].as_array().unwrap();
+        let last = mounts.last().unwrap();
+        assert_eq!(last["destination"], "/dev/init");
+        assert_eq!(last["source"], "/var/lib/berth/init/berth-init-0123");
+        let opts: Vec<String> = serde_json::from_value(last["options"].clone()).unwrap();
+        assert!(opts.contains(&"ro".to_string()) && opts.contains(&"bind".to_string()));
     }
 
     #[test]
