@@ -694,6 +694,100 @@ mod tests {
         );
     }
 
+    /// The input for `c` on the test image, nothing else set.
+    fn input<'a>(
+        c: &'a ContainerConfig,
+        img: &'a berth_image::spec::ContainerConfig,
+    ) -> SpecInput<'a> {
+        SpecInput {
+            id: "0123456789abcdef",
+            config: c,
+            image: img,
+            rootfs: "/r".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            mounts: vec![],
+            devices: vec![],
+            netns: None,
+            seccomp: None,
+            host_caps: u64::MAX,
+            init: None,
+        }
+    }
+
+    #[test]
+    fn user_namespace_maps_and_sys_follow_the_network_namespace() {
+        let img = image();
+        let map = crate::idmap::IdMap {
+            uids: vec![crate::idmap::IdRange {
+                container: 0,
+                host: 100000,
+                size: 65536,
+            }],
+            gids: vec![crate::idmap::IdRange {
+                container: 0,
+                host: 200000,
+                size: 65536,
+            }],
+        };
+        let c = ContainerConfig {
+            cmd: vec!["true".into()],
+            userns: crate::userns::Userns::Private(map),
+            ..Default::default()
+        };
+        let sys = |v: &Value| {
+            v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == "/sys")
+                .cloned()
+                .unwrap()
+        };
+        // Its own network namespace, made after the user namespace: sysfs.
+        let v = serde_json::to_value(build(&input(&c, &img)).unwrap()).unwrap();
+        assert!(
+            v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "user")
+        );
+        assert_eq!(
+            v["linux"]["uidMappings"],
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}])
+        );
+        assert_eq!(v["linux"]["gidMappings"][0]["hostID"], 200000);
+        assert_eq!(sys(&v)["type"], "sysfs");
+        // The engine's network namespace: the host's /sys, bound read-only.
+        let joined = SpecInput {
+            netns: Some("/run/netns/x".into()),
+            ..input(&c, &img)
+        };
+        let v = serde_json::to_value(build(&joined).unwrap()).unwrap();
+        assert_eq!(sys(&v)["type"], "bind");
+        assert_eq!(
+            sys(&v)["options"],
+            json!(["rbind", "nosuid", "noexec", "nodev", "ro"])
+        );
+        // Without --userns: no user namespace, no maps.
+        let plain = ContainerConfig {
+            cmd: vec!["true".into()],
+            ..Default::default()
+        };
+        let v = serde_json::to_value(
+            build(&SpecInput {
+                netns: Some("/n".into()),
+                ..input(&plain, &img)
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(v["linux"].get("uidMappings").is_none());
+        assert_eq!(sys(&v)["type"], "sysfs");
+    }
+
     #[test]
     fn init_runs_the_reaper_in_front_from_a_read_only_mount() {
         let img = image();
@@ -703,13 +797,6 @@ mod tests {
             ..Default::default()
         };
         let input = SpecInput {
-            id: "0123456789abcdef",
-            config: &c,
-            image: &img,
-            rootfs: "/r".into(),
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
             mounts: vec![ResolvedMount {
                 kind: "bind".into(),
                 source: "/srv".into(),
@@ -717,11 +804,8 @@ mod tests {
                 readonly: false,
                 options: vec![],
             }],
-            devices: vec![],
-            netns: None,
-            seccomp: None,
-            host_caps: u64::MAX,
             init: Some("/var/lib/berth/init/berth-init-0123".into()),
+            ..input(&c, &img)
         };
         let v = serde_json::to_value(build(&input).unwrap()).unwrap();
         assert_eq!(
