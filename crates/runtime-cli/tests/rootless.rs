@@ -1,6 +1,7 @@
 //! Rootless: an unprivileged user runs, execs into and deletes a container
 //! with berth-runtime, in a user namespace mapped from /etc/subuid through
-//! newuidmap/newgidmap, without cgroups. Nothing it does needs root.
+//! newuidmap/newgidmap, without cgroups or in a cgroup subtree delegated to
+//! it. Nothing it does needs root.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -114,6 +115,55 @@ impl Drop for TestUser {
     }
 }
 
+/// A cgroup subtree delegated to `uid`, as systemd's `Delegate=yes` does:
+/// `/berth-rootless-<pid>` in every hierarchy, owned by the user, with a
+/// `launcher` leaf to start the runtime from (cgroup v2 lets a process move
+/// only between cgroups under a common ancestor it may write to; v1 wants
+/// a writable target). Removed on drop.
+struct Delegated {
+    path: String,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+impl Delegated {
+    fn new(uid: u32) -> Delegated {
+        let path = format!("/berth-rootless-{}", std::process::id());
+        let h = berth_cgroups::Hierarchy::detect().unwrap();
+        let m = berth_cgroups::Manager::new(&h, &path, "delegated").unwrap();
+        m.create(None).unwrap();
+        // Made like a container's cgroup (v1 cpuset copies its parent's
+        // cpus and mems; v2 enables the controllers in the parent).
+        let launcher = berth_cgroups::Manager::new(&h, &format!("{path}/launcher"), "l").unwrap();
+        launcher.create(None).unwrap();
+        let dirs: Vec<_> = m.paths().into_values().collect();
+        for d in &dirs {
+            chown_tree(d, uid);
+        }
+        Delegated { path, dirs }
+    }
+
+    /// A shell prefix that moves the shell into the launcher leaf.
+    fn enter(&self) -> String {
+        self.dirs
+            .iter()
+            .map(|d| format!("echo $$ > {}/launcher/cgroup.procs; ", d.display()))
+            .collect()
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            for leaf in ["ctr", "launcher"] {
+                let _ = std::fs::remove_dir(d.join(leaf));
+            }
+            if let Err(e) = std::fs::remove_dir(d) {
+                eprintln!("cleanup of {} failed: {e}", d.display());
+            }
+        }
+    }
+}
+
 fn chown_tree(p: &Path, uid: u32) {
     let o = run(Command::new("chown")
         .arg("-R")
@@ -208,4 +258,37 @@ fn an_unprivileged_user_runs_execs_and_deletes() {
         !u.rt(&["state", "rl"]).status.success(),
         "state left behind"
     );
+    // In a delegated cgroup the same limits apply, and delete removes the
+    // container's cgroup.
+    let d = Delegated::new(u.uid);
+    cfg["linux"]["cgroupsPath"] = json!(format!("{}/ctr", d.path));
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let root = u.home.path().join("state");
+    let o = run(Command::new("sh").arg("-c").arg(format!(
+        "{}exec runuser -u {USER} -- {RUNTIME} --root {} create --bundle {b} rl",
+        d.enter(),
+        root.display()
+    )));
+    assert!(
+        o.status.success(),
+        "rootless create in a delegated cgroup: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let pid = serde_json::from_str::<Value>(&u.ok(&["state", "rl"])).unwrap()["pid"].to_string();
+    let pids_dir = d
+        .dirs
+        .iter()
+        .find(|p| p.join("ctr/pids.max").exists())
+        .expect("a pids controller")
+        .join("ctr");
+    assert_eq!(
+        std::fs::read_to_string(pids_dir.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "10"
+    );
+    let procs = std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid), "init {pid} not in {procs}");
+    u.ok(&["delete", "--force", "rl"]);
+    assert!(!pids_dir.exists(), "the container's cgroup was left");
 }

@@ -65,13 +65,25 @@ impl Cgroup {
             });
         }
         let mut full = resources;
+        if rootless {
+            // Device rules need privilege the user does not have (v1's
+            // devices.deny wants CAP_SYS_ADMIN; v2's filter is an eBPF
+            // program). They are moot too: a user namespace cannot make
+            // device nodes, and bound host devices keep their permissions.
+            full.set_devices(None);
+            return Self::create_in(m, full);
+        }
         full.set_devices(Some(device_rules(
             full.devices().as_deref().unwrap_or_default(),
             linux
                 .and_then(|l| l.devices().as_deref())
                 .unwrap_or_default(),
         )));
-        m.create(Some(&full)).map_err(cg_err)?;
+        Self::create_in(m, full)
+    }
+
+    fn create_in(m: Manager, resources: LinuxResources) -> Result<Cgroup> {
+        m.create(Some(&resources)).map_err(cg_err)?;
         Ok(Cgroup {
             manager: Some(m),
             keep: false.into(),
