@@ -331,12 +331,26 @@ pub fn inspect(e: &Engine, c: &Container) -> Value {
         json!({"Status": h.status, "FailingStreak": h.failing_streak,
                "Log": h.log.iter().map(|l| json!({"Start": l.start, "End": l.end, "ExitCode": l.exit_code, "Output": l.output})).collect::<Vec<_>>()})
     });
+    // Docker prints null, not [], when none were given.
+    let ulimits = (!c.config.ulimits.is_empty()).then(|| {
+        c.config
+            .ulimits
+            .iter()
+            .map(|u| json!({"Name": u.name, "Hard": u.hard, "Soft": u.soft}))
+            .collect::<Vec<_>>()
+    });
+    let devices: Vec<Value> = c
+        .config
+        .devices
+        .iter()
+        .map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.perms}))
+        .collect();
     let mut state = json!({
         "Status": c.state.status.as_str(),
         "Running": matches!(c.state.status, Status::Running | Status::Paused),
         "Paused": c.state.status == Status::Paused,
         "Restarting": c.state.status == Status::Restarting,
-        "OOMKilled": false,
+        "OOMKilled": c.state.oom_killed,
         "Dead": c.state.status == Status::Dead,
         "Pid": c.state.pid,
         "ExitCode": c.state.exit_code,
@@ -376,6 +390,8 @@ pub fn inspect(e: &Engine, c: &Container) -> Value {
             "CpuShares": c.config.cpu_shares.unwrap_or(0),
             "CpusetCpus": c.config.cpuset_cpus.clone().unwrap_or_default(),
             "PidsLimit": c.config.pids_limit,
+            "Ulimits": ulimits,
+            "Devices": devices,
             "Runtime": c.config.runtime.clone().unwrap_or_else(|| "berth".into()),
             "PublishAllPorts": c.config.publish_all,
             "LogConfig": {"Type": "json-file", "Config": {}},
