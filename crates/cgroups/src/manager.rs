@@ -621,24 +621,28 @@ impl Manager {
         if let Some(t) = opt(pids, "pids.max") {
             s.pids.limit = fsutil::parse_max(&t).unwrap_or(0);
         }
+        // runc's order: CFQ's files (gone since Linux 5.0), BFQ's (filled
+        // only under the bfq scheduler), the throttle layer's. The first
+        // with per-device lines wins; the others hold just "Total 0".
         let blkio = self.dir_of("blkio");
         let pick = |names: &[&str]| {
             names
                 .iter()
-                .find_map(|n| opt(blkio, n).filter(|t| !t.trim().is_empty()))
+                .filter_map(|n| opt(blkio, n))
+                .map(|t| stats::parse_blkio_v1(&t))
+                .find(|entries| !entries.is_empty())
+                .unwrap_or_default()
         };
-        if let Some(t) = pick(&[
+        s.blkio.io_service_bytes_recursive = pick(&[
             "blkio.io_service_bytes_recursive",
+            "blkio.bfq.io_service_bytes_recursive",
             "blkio.throttle.io_service_bytes_recursive",
-        ]) {
-            s.blkio.io_service_bytes_recursive = stats::parse_blkio_v1(&t);
-        }
-        if let Some(t) = pick(&[
+        ]);
+        s.blkio.io_serviced_recursive = pick(&[
             "blkio.io_serviced_recursive",
+            "blkio.bfq.io_serviced_recursive",
             "blkio.throttle.io_serviced_recursive",
-        ]) {
-            s.blkio.io_serviced_recursive = stats::parse_blkio_v1(&t);
-        }
+        ]);
         if let Some(dir) = self.dir_of("hugetlb") {
             for size in hugetlb_sizes(dir, ".limit_in_bytes") {
                 let n = |f: &str| {

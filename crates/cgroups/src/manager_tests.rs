@@ -347,6 +347,50 @@ fn v1_stats_and_oom_count_from_files() {
     assert_eq!(m.oom_kill_count().unwrap(), 3);
 }
 
+/// As this host under mq-deadline: BFQ's counters and the throttle layer's
+/// (with no throttle limit set) list no device; the first that does wins.
+#[test]
+fn v1_block_io_from_the_first_file_with_devices() {
+    let (dir, _) = v1_tree("c");
+    touch(&dir.path().join("blkio"), &[("cgroup.procs", "")]);
+    let blkio = dir.path().join("blkio/c");
+    let h = Hierarchy::at(dir.path()).unwrap();
+    touch(
+        &blkio,
+        &[
+            ("cgroup.procs", ""),
+            ("blkio.bfq.io_service_bytes_recursive", "Total 0\n"),
+            ("blkio.throttle.io_service_bytes_recursive", "Total 0\n"),
+        ],
+    );
+    let m = Manager::new(&h, "/c", "c").unwrap();
+    assert!(
+        m.stats()
+            .unwrap()
+            .blkio
+            .io_service_bytes_recursive
+            .is_empty()
+    );
+    touch(
+        &blkio,
+        &[(
+            "blkio.throttle.io_service_bytes_recursive",
+            "254:0 Read 4096\n254:0 Write 8192\n254:0 Total 12288\nTotal 12288\n",
+        )],
+    );
+    let e = m.stats().unwrap().blkio.io_service_bytes_recursive;
+    assert_eq!(e.len(), 3, "{e:?}");
+    touch(
+        &blkio,
+        &[(
+            "blkio.bfq.io_service_bytes_recursive",
+            "8:0 Read 1\n8:0 Write 2\nTotal 3\n",
+        )],
+    );
+    let e = m.stats().unwrap().blkio.io_service_bytes_recursive;
+    assert_eq!((e.len(), e[0].major, e[1].value), (2, 8, 2), "{e:?}");
+}
+
 #[test]
 fn v2_stats_and_oom_count_from_files() {
     let (dir, h) = v2_tree("c", "cpu memory pids io");

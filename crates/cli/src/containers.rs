@@ -2,7 +2,7 @@
 //! logs, exec, attach, inspect, stats, top, cp, wait, pause, unpause,
 //! rename, port, commit, diff, container prune.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use berth_engine::engine::ExecRequest;
 use berth_engine::model::{self, ContainerConfig, Healthcheck, Status};
+use berth_engine::stats::Sample;
 use berth_engine::{Container, Engine};
 use clap::{Args, Subcommand};
 
@@ -1131,6 +1132,8 @@ fn stats(
     names: Vec<String>,
 ) -> Result<u8> {
     let mut e = Engine::open(root)?;
+    // The previous sample of each container: CPU % is over the time between two.
+    let mut prev: HashMap<String, Sample> = HashMap::new();
     loop {
         let list: Vec<Container> = if names.is_empty() {
             e.list()?
@@ -1143,38 +1146,27 @@ fn stats(
                 .map(|n| e.get(n).and_then(|c| e.refresh(c)))
                 .collect::<berth_engine::Result<_>>()?
         };
-        let first: Vec<(u64, berth_engine::procs::Sample)> = list
-            .iter()
-            .map(|c| (berth_engine::procs::host_cpu_ticks(), sample(c)))
-            .collect();
-        std::thread::sleep(Duration::from_millis(if no_stream { 500 } else { 1000 }));
+        let fresh: Vec<&Container> = list.iter().filter(|c| !prev.contains_key(&c.id)).collect();
+        if !fresh.is_empty() {
+            for c in fresh {
+                prev.insert(c.id.clone(), sample(c));
+            }
+            // A first interval for the new ones (Docker's --no-stream waits for two samples too).
+            std::thread::sleep(Duration::from_millis(500));
+        }
         let rows: Vec<format::StatsRow> = list
             .iter()
-            .zip(first)
-            .map(|(c, (h0, s0))| {
-                let s1 = sample(c);
-                let h1 = berth_engine::procs::host_cpu_ticks();
-                let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-                let cpu = if h1 > h0 {
-                    (s1.cpu_ticks.saturating_sub(s0.cpu_ticks)) as f64 / (h1 - h0) as f64
-                        * ncpu
-                        * 100.0
-                } else {
-                    0.0
-                };
-                let limit = c
-                    .config
-                    .memory
-                    .filter(|m| *m > 0)
-                    .map_or(berth_engine::procs::host_memory(), |m| m as u64);
+            .map(|c| {
+                let cur = sample(c);
+                let before = prev.insert(c.id.clone(), cur.clone()).unwrap_or_default();
                 format::StatsRow {
                     container: c.clone(),
-                    cpu,
-                    sample: s1,
-                    limit,
+                    cpu: berth_engine::stats::cpu_percent(&before, &cur),
+                    sample: cur,
                 }
             })
             .collect();
+        prev.retain(|id, _| list.iter().any(|c| &c.id == id));
         let text = format::stats(&rows, fmt.as_deref());
         if !no_stream {
             print!("\x1b[2J\x1b[H");
@@ -1184,14 +1176,15 @@ fn stats(
         if no_stream {
             return Ok(0);
         }
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
-fn sample(c: &Container) -> berth_engine::procs::Sample {
-    if matches!(c.state.status, Status::Running | Status::Paused) && c.state.pid > 0 {
-        berth_engine::procs::sample(c.state.pid)
+fn sample(c: &Container) -> Sample {
+    if matches!(c.state.status, Status::Running | Status::Paused) {
+        berth_engine::stats::sample(&c.id, c.state.pid)
     } else {
-        Default::default()
+        Sample::default()
     }
 }
 

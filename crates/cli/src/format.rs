@@ -331,12 +331,26 @@ pub fn inspect(e: &Engine, c: &Container) -> Value {
         json!({"Status": h.status, "FailingStreak": h.failing_streak,
                "Log": h.log.iter().map(|l| json!({"Start": l.start, "End": l.end, "ExitCode": l.exit_code, "Output": l.output})).collect::<Vec<_>>()})
     });
+    // Docker prints null, not [], when none were given.
+    let ulimits = (!c.config.ulimits.is_empty()).then(|| {
+        c.config
+            .ulimits
+            .iter()
+            .map(|u| json!({"Name": u.name, "Hard": u.hard, "Soft": u.soft}))
+            .collect::<Vec<_>>()
+    });
+    let devices: Vec<Value> = c
+        .config
+        .devices
+        .iter()
+        .map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.perms}))
+        .collect();
     let mut state = json!({
         "Status": c.state.status.as_str(),
         "Running": matches!(c.state.status, Status::Running | Status::Paused),
         "Paused": c.state.status == Status::Paused,
         "Restarting": c.state.status == Status::Restarting,
-        "OOMKilled": false,
+        "OOMKilled": c.state.oom_killed,
         "Dead": c.state.status == Status::Dead,
         "Pid": c.state.pid,
         "ExitCode": c.state.exit_code,
@@ -379,6 +393,8 @@ pub fn inspect(e: &Engine, c: &Container) -> Value {
             "CpuShares": c.config.cpu_shares.unwrap_or(0),
             "CpusetCpus": c.config.cpuset_cpus.clone().unwrap_or_default(),
             "PidsLimit": c.config.pids_limit,
+            "Ulimits": ulimits,
+            "Devices": devices,
             "Runtime": c.config.runtime.clone().unwrap_or_else(|| "berth".into()),
             "PublishAllPorts": c.config.publish_all,
             "LogConfig": {"Type": "json-file", "Config": {}},
@@ -408,8 +424,7 @@ pub fn inspect(e: &Engine, c: &Container) -> Value {
 pub struct StatsRow {
     pub container: Container,
     pub cpu: f64,
-    pub sample: berth_engine::procs::Sample,
-    pub limit: u64,
+    pub sample: berth_engine::stats::Sample,
 }
 
 pub fn bytes(n: u64) -> String {
@@ -427,60 +442,109 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// `n` scaled by `base` into `units`, with `digits` significant digits and
+/// no trailing zeros (Go's `%.Ng`, as Docker's go-units prints sizes).
+fn significant(n: u64, base: f64, units: &[&str], digits: usize) -> String {
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= base && i + 1 < units.len() {
+        v /= base;
+        i += 1;
+    }
+    let int_digits = if v < 1.0 {
+        1
+    } else {
+        v.log10().floor() as usize + 1
+    };
+    let decimals = digits.saturating_sub(int_digits);
+    let t = format!("{v:.decimals$}");
+    let t = if t.contains('.') {
+        t.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &t
+    };
+    format!("{t}{}", units[i])
+}
+
+/// Memory as `docker stats` shows it: binary units, 4 significant digits
+/// (`64.25MiB`, `32MiB`).
+pub fn mem_size(n: u64) -> String {
+    significant(n, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 4)
+}
+
+/// Network and block I/O as `docker stats` shows them: decimal units,
+/// 3 significant digits (`1.05kB`, `12.3MB`).
+pub fn io_size(n: u64) -> String {
+    significant(n, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 3)
+}
+
+/// The fields of one `stats` row, with Docker's names (`--format` templates
+/// and `json`).
+pub fn stats_value(r: &StatsRow) -> Value {
+    let s = &r.sample;
+    json!({
+        "BlockIO": format!("{} / {}", io_size(s.block_read), io_size(s.block_write)),
+        "CPUPerc": format!("{:.2}%", r.cpu),
+        "Container": r.container.name,
+        "ID": r.container.short_id(),
+        "MemPerc": format!("{:.2}%", berth_engine::stats::memory_percent(s)),
+        "MemUsage": format!("{} / {}", mem_size(s.memory), mem_size(s.memory_limit)),
+        "Name": r.container.name,
+        "NetIO": format!("{} / {}", io_size(s.net_rx), io_size(s.net_tx)),
+        "PIDs": s.pids.to_string(),
+    })
+}
+
+const STATS_COLUMNS: [(&str, &str); 9] = [
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
+const STATS_DEFAULT: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+/// `stats` output: the default table, `json` (one object a line), a
+/// `table …` template (with a header) or a plain template (one line each).
 pub fn stats(rows: &[StatsRow], fmt: Option<&str>) -> String {
-    if fmt == Some("json") {
+    let fmt = fmt.unwrap_or(STATS_DEFAULT);
+    if fmt == "json" {
         return rows
             .iter()
-            .map(|r| {
-                format!(
-                    "{}\n",
-                    json!({"ID": r.container.short_id(), "Name": r.container.name, "CPUPerc": format!("{:.2}%", r.cpu),
-                           "MemUsage": format!("{} / {}", bytes(r.sample.memory), bytes(r.limit)), "MemBytes": r.sample.memory,
-                           "NetIO": format!("{} / {}", bytes(r.sample.net_rx), bytes(r.sample.net_tx)),
-                           "BlockIO": format!("{} / {}", bytes(r.sample.block_read), bytes(r.sample.block_write)), "PIDs": r.sample.pids})
-                )
-            })
+            .map(|r| format!("{}\n", stats_value(r)))
             .collect();
     }
-    let mut t = vec![
-        [
-            "CONTAINER ID",
-            "NAME",
-            "CPU %",
-            "MEM USAGE / LIMIT",
-            "MEM %",
-            "NET I/O",
-            "BLOCK I/O",
-            "PIDS",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>(),
-    ];
-    for r in rows {
-        t.push(vec![
-            r.container.short_id().into(),
-            r.container.name.clone(),
-            format!("{:.2}%", r.cpu),
-            format!("{} / {}", bytes(r.sample.memory), bytes(r.limit)),
-            format!(
-                "{:.2}%",
-                if r.limit > 0 {
-                    r.sample.memory as f64 / r.limit as f64 * 100.0
-                } else {
-                    0.0
-                }
-            ),
-            format!("{} / {}", bytes(r.sample.net_rx), bytes(r.sample.net_tx)),
-            format!(
-                "{} / {}",
-                bytes(r.sample.block_read),
-                bytes(r.sample.block_write)
-            ),
-            r.sample.pids.to_string(),
-        ]);
+    let (header, t) = match fmt.strip_prefix("table") {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, fmt),
+    };
+    let cells = |v: &Value| -> Vec<String> {
+        template_value(t, v)
+            .split('\t')
+            .map(str::to_string)
+            .collect()
+    };
+    let mut out: Vec<Vec<String>> = vec![];
+    if header {
+        let names = Value::Object(
+            STATS_COLUMNS
+                .iter()
+                .map(|(k, h)| (k.to_string(), Value::String(h.to_string())))
+                .collect(),
+        );
+        out.push(cells(&names));
     }
-    table(&t)
+    out.extend(rows.iter().map(|r| cells(&stats_value(r))));
+    if header {
+        table(&out)
+    } else {
+        out.iter().map(|r| format!("{}\n", r.join("\t"))).collect()
+    }
 }
 
 #[cfg(test)]
@@ -507,5 +571,98 @@ mod tests {
             "A      B\nlong   x\n"
         );
         assert_eq!(bytes(1536), "1.50KiB");
+    }
+
+    #[test]
+    fn docker_stats_sizes() {
+        assert_eq!(mem_size(0), "0B");
+        assert_eq!(mem_size(32 << 20), "32MiB");
+        assert_eq!(mem_size((64 << 20) + (1 << 18)), "64.25MiB");
+        assert_eq!(mem_size(2_097_152_000), "1.953GiB");
+        assert_eq!(mem_size(1000), "1000B");
+        assert_eq!(io_size(0), "0B");
+        assert_eq!(io_size(648), "648B");
+        assert_eq!(io_size(1050), "1.05kB");
+        assert_eq!(io_size(12_345_678), "12.3MB");
+        assert_eq!(io_size(123_400_000), "123MB");
+        assert_eq!(io_size(1_500_000_000), "1.5GB");
+    }
+
+    fn row(name: &str) -> StatsRow {
+        let container = Container {
+            id: "0123456789abcdef0123".into(),
+            name: name.into(),
+            image: "busybox".into(),
+            image_id: "sha256:x".into(),
+            created: berth_engine::model::ZERO_TIME.into(),
+            config: Default::default(),
+            state: Default::default(),
+        };
+        StatsRow {
+            container,
+            cpu: 12.345,
+            sample: berth_engine::stats::Sample {
+                memory: 8 << 20,
+                memory_limit: 32 << 20,
+                net_rx: 1050,
+                net_tx: 0,
+                block_read: 4096,
+                block_write: 2_000_000,
+                pids: 3,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn stats_formats() {
+        let rows = [row("web")];
+        let t = stats(&rows, None);
+        let cells = |l: &str| -> Vec<String> {
+            l.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let lines: Vec<Vec<String>> = t.lines().map(cells).collect();
+        assert_eq!(
+            lines,
+            [
+                [
+                    "CONTAINER ID",
+                    "NAME",
+                    "CPU %",
+                    "MEM USAGE / LIMIT",
+                    "MEM %",
+                    "NET I/O",
+                    "BLOCK I/O",
+                    "PIDS"
+                ],
+                [
+                    "0123456789ab",
+                    "web",
+                    "12.35%",
+                    "8MiB / 32MiB",
+                    "25.00%",
+                    "1.05kB / 0B",
+                    "4.1kB / 2MB",
+                    "3"
+                ]
+            ]
+        );
+        assert_eq!(
+            stats(&rows, Some("{{.Name}}: {{.MemPerc}} {{.PIDs}}")),
+            "web: 25.00% 3\n"
+        );
+        assert_eq!(
+            stats(&rows, Some("table {{.Container}}\\t{{.CPUPerc}}")),
+            "CONTAINER   CPU %\nweb         12.35%\n"
+        );
+        let v: Value = serde_json::from_str(stats(&rows, Some("json")).trim()).unwrap();
+        assert_eq!(v["MemUsage"], "8MiB / 32MiB");
+        assert_eq!(v["BlockIO"], "4.1kB / 2MB");
+        assert_eq!(v["PIDs"], "3");
+        assert_eq!(v["ID"], "0123456789ab");
     }
 }

@@ -864,6 +864,7 @@ impl Engine {
             s.monitor_pid = me;
             s.monitor_start = my_start;
             s.exit_code = 0;
+            s.oom_killed = false;
             s.error.clear();
             s.started_at = time::now_rfc3339();
             s.finished_at = crate::model::ZERO_TIME.into();
@@ -893,12 +894,15 @@ impl Engine {
     pub fn finish(&mut self, id: &str, code: i32) -> Result<Container> {
         let _l = self.lock(id)?;
         let c = self.get(id)?;
+        // Before teardown: deleting the runtime state removes the cgroup.
+        let oom_killed = oom_kills(&c.id) > 0;
         let errors = self.teardown(&c);
         let st = self.db.update_state(id, |s| {
             if s.status.is_active() || s.status == Status::Removing {
                 s.status = Status::Exited;
                 s.exit_code = code;
                 s.finished_at = time::now_rfc3339();
+                s.oom_killed = oom_killed;
             }
             s.pid = 0;
             s.monitor_pid = 0;
@@ -911,6 +915,9 @@ impl Engine {
             }
             Ok(())
         })?;
+        if oom_killed {
+            self.event("container", "oom", id, &[("name", &c.name)]);
+        }
         let code_s = code.to_string();
         self.event(
             "container",
@@ -1824,6 +1831,14 @@ pub fn monitor_main(
     drop(engine);
     let err = exec(monitor_exe, &args);
     Error::Other(format!("exec {}: {err}", monitor_exe.display()))
+}
+
+/// OOM kills in the container's cgroup during this run (0 without a cgroup
+/// or a memory controller: nothing to report).
+fn oom_kills(id: &str) -> u64 {
+    crate::stats::container_cgroup(id)
+        .and_then(|m| m.oom_kill_count().ok())
+        .unwrap_or(0)
 }
 
 fn exec(path: &Path, args: &[String]) -> std::io::Error {

@@ -29,6 +29,7 @@ pub mod paths;
 pub mod procs;
 pub mod runtimes;
 pub mod spec;
+pub mod stats;
 pub mod time;
 pub mod userns;
 

@@ -179,6 +179,10 @@ pub struct ContainerState {
     /// Endpoints as recorded at start (for inspect and `port`).
     pub ports: Vec<PortBinding>,
     pub ip: String,
+    /// The kernel's OOM killer killed a process of the container during its
+    /// last run (the cgroup's `oom_kill` counter, read before teardown).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl Default for ContainerState {
@@ -197,6 +201,7 @@ impl Default for ContainerState {
             health: None,
             ports: vec![],
             ip: String::new(),
+            oom_killed: false,
         }
     }
 }

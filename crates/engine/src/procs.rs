@@ -1,6 +1,7 @@
 //! A container's processes as seen from /proc: every process whose pid
 //! namespace is the init's (proc(5): /proc/PID/ns/pid). Used by `top`,
-//! `stats`, `pause` and liveness checks; independent of cgroups.
+//! liveness checks and, for a container without a cgroup of its own, by
+//! `stats` (see [`crate::stats`]); independent of cgroups.
 
 use std::path::Path;
 
@@ -47,21 +48,20 @@ pub fn container_pids(init: i32) -> Vec<i32> {
     out
 }
 
-/// One sample of a container's resource use.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Sample {
-    /// user+system CPU time of all processes, in clock ticks.
+/// One process's resource use from /proc/PID/{stat,status,io}.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcUsage {
+    /// user+system CPU time, in clock ticks.
     pub cpu_ticks: u64,
-    /// Sum of resident set sizes (bytes).
-    pub memory: u64,
-    pub pids: u64,
-    pub net_rx: u64,
-    pub net_tx: u64,
-    pub block_read: u64,
-    pub block_write: u64,
+    /// Resident set size in bytes.
+    pub rss: u64,
+    /// Bytes the process caused to be read from / written to storage.
+    pub read_bytes: u64,
+    pub write_bytes: u64,
 }
 
-fn status_kb(text: &str, key: &str) -> u64 {
+/// The first number after `key` in "Key: value" lines.
+fn field(text: &str, key: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next())
@@ -69,74 +69,26 @@ fn status_kb(text: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Sums /proc/PID/{stat,status,io} over the container's processes and
-/// reads the init's /proc/PID/net/dev (the container's network namespace).
-pub fn sample(init: i32) -> Sample {
-    let mut s = Sample::default();
-    for pid in container_pids(init) {
-        if let Some((_, _, f)) = stat(pid) {
-            let ut: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-            let st: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-            s.cpu_ticks += ut + st;
-        }
-        if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            s.memory += status_kb(&t, "VmRSS:") * 1024;
-        }
-        if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/io")) {
-            s.block_read += status_kb(&t, "read_bytes:");
-            s.block_write += status_kb(&t, "write_bytes:");
-        }
-        s.pids += 1;
+/// What /proc says about `pid` (zeros for what cannot be read).
+pub fn usage(pid: i32) -> ProcUsage {
+    let mut u = ProcUsage::default();
+    if let Some((_, _, f)) = stat(pid) {
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        u.cpu_ticks = ticks(11) + ticks(12);
     }
-    if let Ok(t) = std::fs::read_to_string(format!("/proc/{init}/net/dev")) {
-        let (rx, tx) = parse_net_dev(&t);
-        s.net_rx = rx;
-        s.net_tx = tx;
+    if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        u.rss = field(&t, "VmRSS:") * 1024;
     }
-    s
-}
-
-/// Received and transmitted bytes over every interface but `lo`.
-pub fn parse_net_dev(text: &str) -> (u64, u64) {
-    let mut rx = 0;
-    let mut tx = 0;
-    for l in text.lines().skip(2) {
-        let Some((name, rest)) = l.split_once(':') else {
-            continue;
-        };
-        if name.trim() == "lo" {
-            continue;
-        }
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        if f.len() >= 9 {
-            rx += f[0];
-            tx += f[8];
-        }
+    if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/io")) {
+        u.read_bytes = field(&t, "read_bytes:");
+        u.write_bytes = field(&t, "write_bytes:");
     }
-    (rx, tx)
-}
-
-/// Total CPU ticks of the host (first line of /proc/stat).
-pub fn host_cpu_ticks() -> u64 {
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|t| {
-            t.lines().next().map(|l| {
-                l.split_whitespace()
-                    .skip(1)
-                    .filter_map(|v| v.parse::<u64>().ok())
-                    .sum()
-            })
-        })
-        .unwrap_or(0)
+    u
 }
 
 pub fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
-        .map(|t| status_kb(&t, "MemTotal:") * 1024)
+        .map(|t| field(&t, "MemTotal:") * 1024)
         .unwrap_or(0)
 }
 
@@ -198,18 +150,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn net_dev_skips_lo() {
-        let t = "Inter-|   Receive\n face |bytes\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n  eth0: 2000 3 0 0 0 0 0 0 500 2 0 0 0 0 0 0\n";
-        assert_eq!(parse_net_dev(t), (2000, 500));
-    }
-
-    #[test]
-    fn self_is_alive_and_sampled() {
+    fn self_is_alive_and_measured() {
         let me = std::process::id() as i32;
         let (start, _, _) = stat(me).unwrap();
         assert!(alive(me, start));
         assert!(!alive(me, start + 1));
-        let s = sample(me);
-        assert!(s.memory > 0 && s.pids >= 1);
+        assert!(usage(me).rss > 0);
+        assert!(container_pids(me).contains(&me));
+    }
+
+    #[test]
+    fn status_fields() {
+        let t = "Name:\tx\nVmRSS:\t  1234 kB\nread_bytes: 77\n";
+        assert_eq!(field(t, "VmRSS:"), 1234);
+        assert_eq!(field(t, "read_bytes:"), 77);
+        assert_eq!(field(t, "Nope:"), 0);
     }
 }

@@ -212,6 +212,13 @@ pub fn capabilities(config: &ContainerConfig) -> Result<Vec<String>> {
     Ok(caps)
 }
 
+/// The container's cgroup (`linux.cgroupsPath`): absolute, so it is the
+/// same directory under every runtime (berth's, runc's or crun's cgroupfs
+/// driver) and the engine can read its stats and OOM kills there.
+pub fn cgroups_path(id: &str) -> String {
+    format!("/berth/{id}")
+}
+
 /// `--memory`, `--cpus`, … as `linux.resources`.
 pub fn resources(config: &ContainerConfig, devices: &[ResolvedDevice]) -> Value {
     let mut r = serde_json::Map::new();
@@ -432,6 +439,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         .map(|d| json!({"path": d.path, "type": d.kind, "major": d.major, "minor": d.minor, "fileMode": d.mode, "uid": 0, "gid": 0}))
         .collect();
     let mut linux = json!({
+        "cgroupsPath": cgroups_path(input.id),
         "namespaces": namespaces,
         "resources": resources(c, &input.devices),
         "devices": devices,
@@ -684,6 +692,7 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
         assert_eq!(v["root"]["readonly"], true);
+        assert_eq!(v["linux"]["cgroupsPath"], "/berth/0123456789abcdef");
         let caps: Vec<String> =
             serde_json::from_value(v["process"]["capabilities"]["bounding"].clone()).unwrap();
         assert!(!caps.contains(&"CAP_CHOWN".to_string()) && caps.contains(&"CAP_KILL".to_string()));
