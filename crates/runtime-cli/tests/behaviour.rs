@@ -756,7 +756,7 @@ fn idmapped_bind_mount_shows_host_owners_mapped() {
 }
 
 both!(seccomp_notify_fd_reaches_the_listener, |rt: &Rt| {
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::AsRawFd;
     let mut cfg = config(&["true"]);
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("listener.sock");
@@ -767,35 +767,13 @@ both!(seccomp_notify_fd_reaches_the_listener, |rt: &Rt| {
         "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_NOTIFY"}]
     });
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let got = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 65536];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for c in msg.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                // SAFETY: SCM_RIGHTS installed this fd for us.
-                fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) });
-            }
-        }
-        let n = msg.bytes;
-        (String::from_utf8_lossy(&buf[..n]).into_owned(), fd)
-    });
+    let got = std::thread::spawn(move || common::accept_listener(&listener, || None));
     let c = Ctr::new(rt, &cfg);
     c.run_ok();
-    let (payload, fd) = got.join().unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&payload).unwrap();
-    assert_eq!(doc["fds"], json!(["seccompFd"]), "{payload}");
-    assert_eq!(doc["metadata"], "meta-x", "{payload}");
-    assert_eq!(doc["state"]["id"], c.id.as_str(), "{payload}");
+    let (doc, fd) = got.join().unwrap();
+    assert_eq!(doc["fds"], json!(["seccompFd"]), "{doc}");
+    assert_eq!(doc["metadata"], "meta-x", "{doc}");
+    assert_eq!(doc["state"]["id"], c.id.as_str(), "{doc}");
     let fd = fd.expect("no fd with the container process state");
     let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
     assert!(

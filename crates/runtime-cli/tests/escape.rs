@@ -9,40 +9,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Ctr, Rt, config};
+use common::{Ctr, Rt, armed, config};
 use serde_json::{Value, json};
-
-// Generates one test per runtime: `name::berth`, `name::runc`, `name::crun`.
-macro_rules! all3 {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[test]
-            fn berth() {
-                if let Some(rt) = common::Rt::berth() {
-                    ($body)(rt)
-                }
-            }
-            #[test]
-            fn runc() {
-                if let Some(rt) = common::Rt::runc() {
-                    ($body)(rt)
-                }
-            }
-            #[test]
-            fn crun() {
-                if let Some(rt) = common::Rt::crun() {
-                    ($body)(rt)
-                }
-            }
-        }
-    };
-}
 
 // Where an oracle is known not to hold: the test prints the gap instead
 // of failing (docs/security.md lists them).
@@ -52,31 +23,6 @@ fn oracle_gap(rt: &Rt, gap: &str) -> bool {
         return true;
     }
     false
-}
-
-// The attack helper, compiled once per test run.
-fn attack_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/attack.c");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("berth-attack-{}", std::process::id()));
-        let st = std::process::Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("gcc is needed to build the attack helper");
-        assert!(st.success(), "building {}", src.display());
-        out
-    })
-}
-
-// A container whose rootfs has `/bin/attack`.
-fn armed<'a>(rt: &'a Rt, cfg: &Value) -> Ctr<'a> {
-    let c = Ctr::new(rt, cfg);
-    std::fs::copy(attack_binary(), c.bundle.rootfs().join("bin/attack")).unwrap();
-    c
 }
 
 // `probe errno` lines into a map.
