@@ -503,6 +503,24 @@ fn features_are_json() {
             .iter()
             .any(|n| n == "time")
     );
+    // Supported seccomp flags are what this kernel takes: WAIT_KILLABLE_RECV
+    // since Linux 5.19.
+    let supported = v["linux"]["seccomp"]["supportedFlags"].as_array().unwrap();
+    let known = v["linux"]["seccomp"]["knownFlags"].as_array().unwrap();
+    assert!(supported.iter().all(|f| known.contains(f)), "{v}");
+    let release = nix::sys::utsname::uname().unwrap();
+    let release = release.release().to_string_lossy().into_owned();
+    let mut nums = release
+        .split(['.', '-'])
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (nums.next().unwrap(), nums.next().unwrap());
+    assert_eq!(
+        supported
+            .iter()
+            .any(|f| f == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"),
+        (major, minor) >= (5, 19),
+        "kernel {release}: {supported:?}"
+    );
 }
 
 /// Receives one fd sent with SCM_RIGHTS on an accepted connection.
@@ -780,4 +798,33 @@ both!(seccomp_notify_fd_reaches_the_listener, |rt: &Rt| {
         link.to_string_lossy().contains("seccomp"),
         "not a seccomp notify fd: {link:?}"
     );
+});
+
+both!(listener_path_ignored_without_notify, |rt: &Rt| {
+    // Nothing listens there: a runtime that connected anyway would fail.
+    let mut cfg = config(&["true"]);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/nonexistent/berth-listener.sock",
+        "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    Ctr::new(rt, &cfg).run_ok();
+});
+
+both!(wait_killable_without_notify_refused, |rt: &Rt| {
+    // The kernel refuses the flag without a listener; berth says so before
+    // anything runs, naming the flag (runc 1.1.5 refuses every flag it
+    // does not know: "seccomp flags are not yet supported").
+    let mut cfg = config(&["true"]);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    let (code, _, err) = Ctr::new(rt, &cfg).run();
+    assert_ne!(code, 0, "{}: ran with the flag and no listener", rt.name);
+    if rt.is_berth() {
+        let named = err.contains("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
+        assert!(named && err.contains("SCMP_ACT_NOTIFY"), "{err}");
+    }
 });

@@ -344,7 +344,12 @@ fn exec_child_steps(
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-    crate::init::take_identity(p, filter, userns).map_err(|e| (e.step, e.error))?;
+    // The exec'd process's listener fd is not sent anywhere yet.
+    let mut hand_over = |fd: OwnedFd| -> Result<()> {
+        drop(fd);
+        Ok(())
+    };
+    crate::init::take_identity(p, filter, userns, &mut hand_over).map_err(|e| (e.step, e.error))?;
     let env = process::with_home(p.env().clone().unwrap_or_default(), p.user().uid());
     let args = p.args().clone().unwrap_or_default();
     let exe = step(

@@ -224,22 +224,35 @@ fn wait_for_start(state_dir: &OwnedFd, fifo_name: &std::ffi::CStr) -> Result<()>
     Ok(())
 }
 
+/// Receives the seccomp listener fd right after the filter is loaded.
+/// Runs under the filter: it must not allocate, and may only make the
+/// syscalls `seccomp::compile` keeps out of SCMP_ACT_NOTIFY rules.
+pub(crate) type HandOver<'a> = &'a mut dyn FnMut(OwnedFd) -> Result<()>;
+
+fn load_filter(f: &seccomp::Filter, hand_over: HandOver<'_>) -> std::result::Result<(), StepError> {
+    if let Some(fd) = f.load().step("loading the seccomp filter")? {
+        hand_over(fd).step("handing the seccomp listener its fd")?;
+    }
+    Ok(())
+}
+
 /// Gives the calling process the identity `p` asks for, in the order the
 /// kernel requires (runc's): the seccomp filter first when no_new_privs is
 /// off (loading it then needs CAP_SYS_ADMIN, which the next steps may
 /// drop), the bounding set, groups/gid/uid, the capability sets, the
 /// working directory and umask, then no_new_privs and the filter last.
-/// Shared by the container's init and `exec`. Returns the seccomp notify
-/// fd when the filter has SCMP_ACT_NOTIFY rules.
+/// Shared by the container's init and `exec`. When the filter has
+/// SCMP_ACT_NOTIFY rules, its listener fd goes to `hand_over` as soon as it
+/// exists, before any other syscall the listener might have to answer.
 pub(crate) fn take_identity(
     p: &oci_spec::runtime::Process,
     filter: Option<&seccomp::Filter>,
     userns: bool,
-) -> std::result::Result<Option<std::os::fd::RawFd>, StepError> {
+    hand_over: HandOver<'_>,
+) -> std::result::Result<(), StepError> {
     let nnp = p.no_new_privileges().unwrap_or(false);
-    let mut notify_fd = None;
     if let (Some(f), false) = (filter, nnp) {
-        notify_fd = f.load().step("loading the seccomp filter")?;
+        load_filter(f, hand_over)?;
     }
     if let Some(c) = p.capabilities() {
         capabilities::drop_bounding(c).step("dropping bounding capabilities")?;
@@ -264,10 +277,10 @@ pub(crate) fn take_identity(
             .ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())
             .step("setting no_new_privs")?;
         if let Some(f) = filter {
-            notify_fd = f.load().step("loading the seccomp filter")?;
+            load_filter(f, hand_over)?;
         }
     }
-    Ok(notify_fd)
+    Ok(())
 }
 
 fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepError> {
@@ -385,12 +398,17 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         .step("opening /dev/null")?;
     let null_tree = mounts::clone_tree(Path::new(&paths::fd_path(&null)), false)
         .step("taking the host's /dev/null")?;
-    let listener = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .and_then(|s| s.listener_path().clone())
-        .map(|p| seccomp::connect_listener(&p))
+    let seccomp_spec = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let filter = seccomp_spec
+        .map(seccomp::compile)
+        .transpose()
+        .step("compiling the seccomp filter")?;
+    // Only a filter with SCMP_ACT_NOTIFY rules has a listener to reach
+    // (runc ignores listenerPath otherwise).
+    let listener = seccomp_spec
+        .and_then(|s| s.listener_path().as_ref())
+        .filter(|_| filter.as_ref().is_some_and(|f| f.notify()))
+        .map(|p| seccomp::connect_listener(p))
         .transpose()
         .step("connecting to the seccomp listener")?;
     let state_dir = a.fifo.parent().unwrap_or(Path::new("/"));
@@ -433,13 +451,6 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         .step("creating the working directory")?;
     process::set_rlimits(process.rlimits().as_deref().unwrap_or_default())
         .step("setting rlimits")?;
-    let filter = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(seccomp::compile)
-        .transpose()
-        .step("compiling the seccomp filter")?;
     let env = process::with_home(
         process.env().clone().unwrap_or_default(),
         process.user().uid(),
@@ -464,23 +475,26 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         &state_json,
     )
     .step("startContainer hooks")?;
-    let notify_fd = take_identity(process, filter.as_ref(), has_ns(LinuxNamespaceType::User))?;
-    if let Some(fd) = notify_fd {
-        let sock = listener.as_ref().ok_or_else(|| StepError {
-            step: "sending the seccomp listener fd",
-            error: Error::Seccomp("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into()),
+    // The listener's document is built before the filter is loaded: the
+    // handover must not allocate.
+    let listener_doc = seccomp::process_state(
+        &state_json,
+        None,
+        seccomp_spec.and_then(|s| s.listener_metadata().as_deref()),
+    );
+    let mut hand_over = |fd: OwnedFd| -> Result<()> {
+        let sock = listener.as_ref().ok_or_else(|| {
+            Error::Seccomp("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into())
         })?;
-
-        let metadata = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .and_then(|s| s.listener_metadata().clone());
-        let doc = seccomp::process_state(&state_json, metadata.as_deref());
-        seccomp::send_listener_fd(sock, doc.as_bytes(), fd)
-            .step("sending the seccomp listener fd")?;
-        let _ = nix::unistd::close(fd);
-    }
+        seccomp::send_listener_fd(sock, listener_doc.as_bytes(), fd.as_raw_fd())
+    };
+    take_identity(
+        process,
+        filter.as_ref(),
+        has_ns(LinuxNamespaceType::User),
+        &mut hand_over,
+    )?;
+    drop(listener);
     unblock_signals();
     sys::cloexec_from(3 + a.preserve_fds)
         .ctx(|| "close_range".into())

@@ -1,7 +1,8 @@
-/* Attacks run from inside a container by crates/runtime-cli/tests/escape.rs.
- * Built with `gcc -static` at test time. Each subcommand prints one line per
- * probe, "<probe> <errno>" (0 = the call succeeded), and the Rust test
- * decides what must have failed. */
+/* Attacks and probes run from inside a container by the tests in
+ * crates/runtime-cli/tests/ (escape.rs, notify.rs). Built with `gcc -static`
+ * at test time. Each subcommand prints one line per probe, "<probe> <errno>"
+ * (0 = the call succeeded), and the Rust test decides what must have
+ * failed. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -161,10 +162,30 @@ static int exe_attack(const char *marker, int seconds) {
     return 0;
 }
 
+static void on_signal(int sig) {
+    (void)sig;
+    static const char msg[] = "handler\n";
+    (void)!write(1, msg, sizeof msg - 1);
+}
+
+/* Seccomp notify: with a SIGURG handler installed without SA_RESTART,
+ * make one mkdir the filter sends to the listener and report how it ended
+ * (the listener's answer, or EINTR if the signal interrupted the wait). */
+static int notify_wait(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGURG, &sa, NULL);
+    report("mkdir", syscall(SYS_mkdirat, AT_FDCWD, "/notified", 0755));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "sys") == 0) return sys_probes();
     if (argc >= 2 && strcmp(argv[1], "caps") == 0) return cap_probes();
     if (argc >= 4 && strcmp(argv[1], "exe") == 0) return exe_attack(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: attack sys | caps | exe MARKER SECONDS\n");
+    if (argc >= 2 && strcmp(argv[1], "notify-wait") == 0) return notify_wait();
+    fprintf(stderr, "usage: attack sys | caps | exe MARKER SECONDS | notify-wait\n");
     return 2;
 }
