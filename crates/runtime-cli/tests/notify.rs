@@ -80,6 +80,14 @@ fn answer(fd: &OwnedFd, id: u64, errno: i32) -> Result<(), i32> {
     }
 }
 
+fn no_pending_notification(fd: &OwnedFd) -> bool {
+    let mut p = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(fd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    nix::poll::poll(&mut p, nix::poll::PollTimeout::ZERO).unwrap() == 0
+}
+
 /// Whether `rt` says it supports WAIT_KILLABLE_RECV. crun 1.8 has no
 /// `features`: it is tried.
 fn supports_wait_killable(rt: &Rt) -> bool {
@@ -202,4 +210,89 @@ all3!(wait_killable_control_signal_interrupts, |rt: Rt| {
     let (out, answered) = signal_while_notified(&rt, false);
     assert_eq!(answered, Err(libc::ENOENT), "{}: {out}", rt.name);
     assert_eq!(out, "handler\nmkdir 4\n", "{}: EINTR expected", rt.name);
+});
+
+fn oracle_gap(rt: &Rt, gap: &str) -> bool {
+    if !rt.is_berth() {
+        eprintln!("known {} gap: {gap}", rt.name);
+        return true;
+    }
+    false
+}
+
+// `exec` loads a new filter for its process, so it has a listener fd of its
+// own: the runtime sends it with the exec'd process's pid and the
+// container's state ("running").
+all3!(exec_sends_its_own_listener_fd, |rt: Rt| {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("listener.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let c = common::Ctr::new(&rt, &notify_config(&["sleep", "30"], &sock, &[]));
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    let init_pid = rt.state(&c.id)["pid"].as_i64().unwrap();
+    let (doc, init_fd) = accept_listener(&listener, || None);
+    assert_eq!(doc["pid"], init_pid, "{}: {doc}", rt.name);
+    let init_fd = init_fd.expect("no init listener fd");
+    let pid_file = dir.path().join("exec.pid");
+    std::thread::scope(|s| {
+        let exec = s.spawn(|| {
+            rt.out(&[
+                "exec",
+                "--pid-file",
+                pid_file.to_str().unwrap(),
+                &c.id,
+                "mkdir",
+                "/from-exec",
+            ])
+        });
+        let got = common::try_accept_listener(&listener, || {
+            exec.is_finished()
+                .then(|| format!("{}: exec ended without sending its fd", rt.name))
+        });
+        let (doc, fd) = match got {
+            Ok(got) => got,
+            Err(_) if oracle_gap(&rt, "exec does not send its seccomp listener fd") => return,
+            Err(why) => panic!("{why}"),
+        };
+        assert_eq!(doc["fds"], json!(["seccompFd"]), "{}: {doc}", rt.name);
+        assert_eq!(doc["metadata"], "meta-notify", "{}: {doc}", rt.name);
+        assert_eq!(doc["state"]["id"], c.id.as_str(), "{}: {doc}", rt.name);
+        assert_eq!(doc["state"]["status"], "running", "{}: {doc}", rt.name);
+        let fd = fd.expect("no exec listener fd");
+        let n = recv_notification(&fd).expect("exec's mkdir sent no notification");
+        assert_eq!(answer(&fd, n.id, libc::EXDEV), Ok(()), "{}", rt.name);
+        let pid = doc["pid"].as_i64().unwrap();
+        let pid_known = pid != 0 || !oracle_gap(&rt, "exec's containerProcessState has pid 0");
+        if pid_known {
+            assert_ne!(pid, init_pid, "{}: the init's pid: {doc}", rt.name);
+            assert_eq!(
+                n.pid as i64, pid,
+                "{}: notified by another process",
+                rt.name
+            );
+        }
+        let o = exec.join().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("cross-device"),
+            "{}: mkdir did not get the listener's answer: {err}",
+            rt.name
+        );
+        let written: i64 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            written, n.pid as i64,
+            "{}: pid file and notifier differ",
+            rt.name
+        );
+    });
+    assert!(
+        no_pending_notification(&init_fd),
+        "{}: the exec'd mkdir reached the init's listener",
+        rt.name
+    );
 });

@@ -26,7 +26,11 @@ pub enum ToParent {
     ConsoleMaster,
     /// The init is ready and waits on the exec FIFO.
     Ready,
-    /// The process exec'd by `exec` is about to execve (sent by the exec child).
+    /// The `exec` process loaded its seccomp filter; the listener fd follows
+    /// as the attached fd. Reply `ListenerDelivered` once the listener at
+    /// `linux.seccomp.listenerPath` has it.
+    SeccompListener,
+    /// A step failed; the child exits after sending this.
     Error { step: String, message: String },
 }
 
@@ -45,6 +49,8 @@ pub enum ToChild {
     Continue {
         state_json: String,
     },
+    /// The seccomp listener received the fd sent with `SeccompListener`.
+    ListenerDelivered,
 }
 
 pub struct Channel {

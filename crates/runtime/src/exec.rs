@@ -2,8 +2,11 @@
 //! child that joins the container's namespaces (user first, mount last),
 //! forks once more so the process is inside the pid namespace, takes the
 //! container's identity (user, capabilities, no_new_privs, seccomp) and
-//! execs. The channel is close-on-exec: end-of-file means the exec worked;
-//! anything else is the error of a named step.
+//! execs. Its seccomp filter is a new one: with SCMP_ACT_NOTIFY rules its
+//! listener fd comes back over the channel and the runtime, in its own
+//! namespaces, sends it to `listenerPath` (as runc does). The channel is
+//! close-on-exec: end-of-file means the exec worked; anything else is the
+//! error of a named step.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -165,6 +168,12 @@ impl Runtime {
             .and_then(|l| l.seccomp().as_ref())
             .map(seccomp::compile)
             .transpose()?;
+        // The listener is reached from the runtime's namespaces, as for the
+        // init; the exec'd process sends its fd back over the channel.
+        let listener = match (&filter, seccomp_listener_path(&st.config)) {
+            (Some(f), Some(path)) if f.notify() => Some(seccomp::connect_listener(&path)?),
+            _ => None,
+        };
         let nss = container_namespaces(st.pid, &st.config)?;
         let (parent_ch, child_ch) = channel::pair()?;
         let cgroup_fd = crate::cgroup::exec_clone_fd(&st)?;
@@ -199,8 +208,19 @@ impl Runtime {
         let mut pid = None;
         let mut pidfd = None;
         let mut console = None;
+        // The listener fd may arrive before the pid it must be sent with.
+        let mut listener_fd: Option<OwnedFd> = None;
         loop {
+            if let (Some(p), Some(fd)) = (pid, listener_fd.take()) {
+                deliver_listener_fd(listener.as_ref(), &st, status, p, &fd)?;
+                parent_ch.send(&ToChild::ListenerDelivered)?;
+            }
             match parent_ch.recv_with_fd::<ToParent>()? {
+                Some((ToParent::SeccompListener, fd)) => {
+                    listener_fd = Some(fd.ok_or_else(|| {
+                        Error::Other("the exec process sent no seccomp listener fd".into())
+                    })?);
+                }
                 Some((ToParent::InitPid(p), _)) => {
                     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child_pid), None);
                     pidfd = Some(sys::pidfd_open(p).ctx(|| format!("pidfd_open {p}"))?);
@@ -253,6 +273,39 @@ impl Runtime {
             console,
         })
     }
+}
+
+/// Sends the exec'd process's seccomp listener fd to the listener, with
+/// the containerProcessState naming that process.
+fn deliver_listener_fd(
+    sock: Option<&std::os::unix::net::UnixStream>,
+    st: &crate::state::State,
+    status: Status,
+    pid: i32,
+    fd: &OwnedFd,
+) -> Result<()> {
+    let sock = sock
+        .ok_or_else(|| Error::Seccomp("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into()))?;
+    let doc = seccomp::process_state(
+        &serde_json::to_string(&st.public(status)).expect("serializes"),
+        Some(pid),
+        seccomp_listener_metadata(&st.config).as_deref(),
+    );
+    seccomp::send_listener_fd(sock, doc.as_bytes(), fd.as_raw_fd())
+}
+
+fn seccomp_listener_path(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_path().clone())
+}
+
+fn seccomp_listener_metadata(spec: &Spec) -> Option<String> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_metadata().clone())
 }
 
 type StepFail = (&'static str, Error);
@@ -344,10 +397,22 @@ fn exec_child_steps(
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-    // The exec'd process's listener fd is not sent anywhere yet.
+    // Built before the filter is loaded: the handover must not allocate.
+    let listener_msg = serde_json::to_vec(&ToParent::SeccompListener).expect("serializes");
     let mut hand_over = |fd: OwnedFd| -> Result<()> {
+        channel::send_fd_raw(ch.raw_fd(), &listener_msg, fd.as_raw_fd()).map_err(|source| {
+            Error::Sys {
+                what: "sending the seccomp listener fd to the runtime".into(),
+                source,
+            }
+        })?;
         drop(fd);
-        Ok(())
+        match ch.recv::<ToChild>()? {
+            Some(ToChild::ListenerDelivered) => Ok(()),
+            _ => Err(Error::Other(
+                "the runtime did not deliver the seccomp listener fd".into(),
+            )),
+        }
     };
     crate::init::take_identity(p, filter, userns, &mut hand_over).map_err(|e| (e.step, e.error))?;
     let env = process::with_home(p.env().clone().unwrap_or_default(), p.user().uid());
