@@ -17,6 +17,7 @@ use crate::channel::{self, Channel, ToChild, ToParent};
 use crate::container::Runtime;
 use crate::error::{Error, NixContext, Result};
 use crate::namespaces::{clone_flag, proc_name};
+use crate::procfs::ProcRoot;
 use crate::state::Status;
 use crate::{process, seccomp, sys, tty};
 
@@ -389,14 +390,20 @@ fn exec_child_steps(
         "setting rlimits",
         process::set_rlimits(p.rlimits().as_deref().unwrap_or_default()),
     )?;
-    if let Some(adj) = p.oom_score_adj() {
-        let _ = std::fs::write("/proc/self/oom_score_adj", adj.to_string());
-    }
+    // The container's /proc is the container's: it may have mounted over
+    // it. procfs goes through a private instance.
+    let proc = step("opening a private procfs", ProcRoot::open())?;
+    step(
+        "setting oomScoreAdj",
+        crate::init::set_oom_score_adj(p.oom_score_adj(), &proc),
+    )?;
     let userns = spec
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let may_setgroups = crate::init::may_setgroups(userns, &proc);
+    drop(proc);
     // Built before the filter is loaded: the handover must not allocate.
     let listener_msg = serde_json::to_vec(&ToParent::SeccompListener).expect("serializes");
     let mut hand_over = |fd: OwnedFd| -> Result<()> {
@@ -414,7 +421,8 @@ fn exec_child_steps(
             )),
         }
     };
-    crate::init::take_identity(p, filter, userns, &mut hand_over).map_err(|e| (e.step, e.error))?;
+    crate::init::take_identity(p, filter, may_setgroups, &mut hand_over)
+        .map_err(|e| (e.step, e.error))?;
     let env = process::with_home(p.env().clone().unwrap_or_default(), p.user().uid());
     let args = p.args().clone().unwrap_or_default();
     let exe = step(

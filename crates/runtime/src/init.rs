@@ -15,6 +15,7 @@ use crate::channel::{Channel, ToChild, ToParent};
 use crate::config::Bundle;
 use crate::error::{Error, NixContext, Result};
 use crate::namespaces::Plan;
+use crate::procfs::ProcRoot;
 use crate::{capabilities, hooks, mounts, paths, process, rootfs, seccomp, sys, tty};
 
 /// Everything the child needs, prepared by the parent before clone3.
@@ -156,19 +157,22 @@ fn second_fork(ch: &Channel) -> Result<()> {
     }
 }
 
-fn set_oom_score_adj(adj: Option<i32>) -> Result<()> {
+/// Sets `process.oomScoreAdj` through the runtime's private procfs.
+pub(crate) fn set_oom_score_adj(adj: Option<i32>, proc: &ProcRoot) -> Result<()> {
     let Some(adj) = adj else { return Ok(()) };
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/proc/self/oom_score_adj")
-        .ctx(|| "opening /proc/self/oom_score_adj".into())?;
-    if !rootfs::is_procfs(f.as_fd()) {
-        return Err(Error::Other(
-            "/proc/self/oom_score_adj is not on procfs".into(),
-        ));
-    }
-    std::io::Write::write_all(&mut &f, adj.to_string().as_bytes())
-        .ctx(|| format!("setting oomScoreAdj {adj}"))
+    proc.write("self/oom_score_adj", &adj.to_string())
+        .map_err(|e| Error::Other(format!("process.oomScoreAdj {adj}: {e}")))
+}
+
+/// Whether setgroups(2) is allowed: not in a user namespace whose
+/// `setgroups` file says "deny". Read through the private procfs: a fake
+/// "deny" would make the process keep the runtime's groups.
+pub(crate) fn may_setgroups(userns: bool, proc: &ProcRoot) -> bool {
+    !userns
+        || proc
+            .read("self/setgroups")
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true)
 }
 
 fn set_io_priority(p: &oci_spec::runtime::Process) -> Result<()> {
@@ -247,7 +251,7 @@ fn load_filter(f: &seccomp::Filter, hand_over: HandOver<'_>) -> std::result::Res
 pub(crate) fn take_identity(
     p: &oci_spec::runtime::Process,
     filter: Option<&seccomp::Filter>,
-    userns: bool,
+    may_setgroups: bool,
     hand_over: HandOver<'_>,
 ) -> std::result::Result<(), StepError> {
     let nnp = p.no_new_privileges().unwrap_or(false);
@@ -257,11 +261,6 @@ pub(crate) fn take_identity(
     if let Some(c) = p.capabilities() {
         capabilities::drop_bounding(c).step("dropping bounding capabilities")?;
     }
-    // setgroups(2) is refused in a user namespace whose setgroups is "deny".
-    let may_setgroups = !userns
-        || std::fs::read_to_string("/proc/self/setgroups")
-            .map(|s| s.trim() != "deny")
-            .unwrap_or(true);
     process::switch_user(p, may_setgroups).step("switching user")?;
     let none = oci_spec::runtime::LinuxCapabilities::default();
     capabilities::apply(p.capabilities().as_ref().unwrap_or(&none)).step("setting capabilities")?;
@@ -427,7 +426,10 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         rootfs::pivot(&a.bundle.rootfs)
     }
     .step("pivot_root")?;
-    rootfs::write_sysctls(spec).step("writing sysctls")?;
+    // Every procfs write from here on goes through this handle, not the
+    // container's /proc.
+    let proc = ProcRoot::open().step("opening a private procfs")?;
+    rootfs::write_sysctls(spec, &proc).step("writing sysctls")?;
     set_hostname(spec).step("setting the hostname")?;
     rootfs::finalize(spec, null_tree.as_fd()).step("masking and read-only paths")?;
     if process.terminal().unwrap_or(false) {
@@ -439,7 +441,9 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         ch.send_with_fd(&ToParent::ConsoleMaster, Some(pty.master.as_raw_fd()))
             .step("sending the terminal")?;
     }
-    set_oom_score_adj(process.oom_score_adj()).step("setting oomScoreAdj")?;
+    set_oom_score_adj(process.oom_score_adj(), &proc).step("setting oomScoreAdj")?;
+    let may_setgroups = may_setgroups(has_ns(LinuxNamespaceType::User), &proc);
+    drop(proc);
     set_io_priority(process).step("setting the io priority")?;
     let cwd = process.cwd();
     let root_dir = OwnedFd::from(
@@ -488,12 +492,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         })?;
         seccomp::send_listener_fd(sock, listener_doc.as_bytes(), fd.as_raw_fd())
     };
-    take_identity(
-        process,
-        filter.as_ref(),
-        has_ns(LinuxNamespaceType::User),
-        &mut hand_over,
-    )?;
+    take_identity(process, filter.as_ref(), may_setgroups, &mut hand_over)?;
     drop(listener);
     unblock_signals();
     sys::cloexec_from(3 + a.preserve_fds)

@@ -717,42 +717,34 @@ fn readonly(root: BorrowedFd<'_>, p: &Path) -> Result<()> {
     mounts::attach(copy.as_fd(), fd.as_fd(), &what)
 }
 
-/// Writes `linux.sysctl` through /proc/sys, after checking that /proc is a
-/// real procfs (an image could have put a fake one there).
-pub fn write_sysctls(spec: &Spec) -> Result<()> {
+/// Writes `linux.sysctl` through the runtime's private procfs (never the
+/// container's `/proc`, which an image or a volume may have replaced).
+pub fn write_sysctls(spec: &Spec, proc: &crate::procfs::ProcRoot) -> Result<()> {
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
     for (key, value) in sysctl {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags_nofollow()
-            .open(&path)
-            .ctx(|| format!("linux.sysctl {key}: opening {path}"))?;
-        let fs = nix::sys::statfs::fstatfs(&f).ctx(|| format!("statfs {path}"))?;
-        if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
-            return Err(Error::Other(format!(
-                "linux.sysctl {key}: {path} is not on procfs"
-            )));
-        }
-        std::io::Write::write_all(&mut &f, value.as_bytes())
-            .ctx(|| format!("linux.sysctl {key}={value}"))?;
+        proc.write(&sysctl_path(key)?, value)
+            .map_err(|e| Error::Other(format!("linux.sysctl {key}={value}: {e}")))?;
     }
     Ok(())
 }
 
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NOFOLLOW)
+/// The path below /proc of a sysctl key: `net.ipv4.ip_forward` →
+/// `sys/net/ipv4/ip_forward`. A key with `/` separators keeps its dots
+/// (`net/ipv4/conf/eth0.100/forwarding`), as sysctl(8) reads it.
+pub fn sysctl_path(key: &str) -> Result<String> {
+    let sep = if key.contains('/') { '/' } else { '.' };
+    let parts: Vec<&str> = key.split(sep).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::Other(format!(
+            "linux.sysctl: {key:?} is not a sysctl name"
+        )));
     }
+    Ok(format!("sys/{}", parts.join("/")))
 }
 
-/// Whether `fd` is on procfs (for writes to /proc files).
+/// Whether `fd` is on procfs (a mount target that must not be).
 pub fn is_procfs(fd: BorrowedFd<'_>) -> bool {
     nix::sys::statfs::fstatfs(fd)
         .map(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
@@ -762,6 +754,21 @@ pub fn is_procfs(fd: BorrowedFd<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sysctl_keys_become_proc_paths() {
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward").unwrap(),
+            "sys/net/ipv4/ip_forward"
+        );
+        assert_eq!(
+            sysctl_path("net/ipv4/conf/eth0.100/forwarding").unwrap(),
+            "sys/net/ipv4/conf/eth0.100/forwarding"
+        );
+        for bad in ["", "kernel..domainname", ".kernel", "kernel/"] {
+            assert!(sysctl_path(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn only_lxcfs_files_may_cover_procfs() {

@@ -223,6 +223,19 @@ static int mount_write(const char *src, const char *dest, const char *file, cons
     return 0;
 }
 
+/* A path-based write of VALUE into FILE (O_CREAT|O_TRUNC, following
+ * symlinks), as a runtime writing /proc/self/... without checks would. */
+static int path_write(const char *file, const char *value) {
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        report("path_write", write(fd, value, strlen(value)));
+        close(fd);
+    } else {
+        report("path_write", -1);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "sys") == 0) return sys_probes();
     if (argc >= 2 && strcmp(argv[1], "caps") == 0) return cap_probes();
@@ -231,7 +244,8 @@ int main(int argc, char **argv) {
     if (argc >= 5 && strcmp(argv[1], "flip") == 0) return flip(argv[2], argv[3], atoi(argv[4]));
     if (argc >= 7 && strcmp(argv[1], "mount-write") == 0)
         return mount_write(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
+    if (argc >= 4 && strcmp(argv[1], "path-write") == 0) return path_write(argv[2], argv[3]);
     fprintf(stderr, "usage: attack sys | caps | exe MARKER SECONDS | notify-wait | flip A B SECONDS"
-                    " | mount-write SRC DEST FILE VALUE TRIES\n");
+                    " | mount-write SRC DEST FILE VALUE TRIES | path-write FILE VALUE\n");
     return 2;
 }
