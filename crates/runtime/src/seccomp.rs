@@ -118,10 +118,16 @@ pub fn flag_names(bits: c_ulong) -> Vec<&'static str> {
 /// - SECCOMP_FILTER_FLAG_TSYNC is accepted and adds nothing: the filter is
 ///   loaded by a single-threaded process just before execve, so there is no
 ///   other thread to synchronise (runc does the same).
-/// - SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV only means something for a
-///   listener, and the kernel refuses it (EINVAL) without NEW_LISTENER: a
-///   spec asking for it without any SCMP_ACT_NOTIFY rule is an error here,
-///   before anything runs (runc passes it on and fails at load time).
+/// - SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19, kernel commit
+///   c2aa2dfef243): once the listener has *received* a notification, the
+///   notifying process waits killable, so only a fatal signal ends the wait
+///   (before that, any signal still interrupts it; without the flag a
+///   signal ends the wait at any time, and a Go process gets SIGURG often).
+///   It only means something for a listener, and the kernel refuses it
+///   (EINVAL) without NEW_LISTENER: a spec asking for it without any
+///   SCMP_ACT_NOTIFY rule is an error here, before anything runs (runc
+///   passes it on and fails at load time).
+///   <https://man7.org/linux/man-pages/man2/seccomp.2.html>
 pub fn filter_flags(requested: &[LinuxSeccompFilterFlag], notify: bool) -> Result<c_ulong> {
     let mut bits = if notify {
         libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
