@@ -562,6 +562,24 @@ fn features_are_json() {
             .iter()
             .any(|n| n == "time")
     );
+    // Supported seccomp flags are what this kernel takes: WAIT_KILLABLE_RECV
+    // since Linux 5.19.
+    let supported = v["linux"]["seccomp"]["supportedFlags"].as_array().unwrap();
+    let known = v["linux"]["seccomp"]["knownFlags"].as_array().unwrap();
+    assert!(supported.iter().all(|f| known.contains(f)), "{v}");
+    let release = nix::sys::utsname::uname().unwrap();
+    let release = release.release().to_string_lossy().into_owned();
+    let mut nums = release
+        .split(['.', '-'])
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (nums.next().unwrap(), nums.next().unwrap());
+    assert_eq!(
+        supported
+            .iter()
+            .any(|f| f == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"),
+        (major, minor) >= (5, 19),
+        "kernel {release}: {supported:?}"
+    );
 }
 
 /// Receives one fd sent with SCM_RIGHTS on an accepted connection.
@@ -832,7 +850,7 @@ fn idmapped_bind_mount_shows_host_owners_mapped() {
 }
 
 both!(seccomp_notify_fd_reaches_the_listener, |rt: &Rt| {
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::AsRawFd;
     let mut cfg = config(&["true"]);
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("listener.sock");
@@ -843,39 +861,46 @@ both!(seccomp_notify_fd_reaches_the_listener, |rt: &Rt| {
         "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_NOTIFY"}]
     });
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let got = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 65536];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for c in msg.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                // SAFETY: SCM_RIGHTS installed this fd for us.
-                fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) });
-            }
-        }
-        let n = msg.bytes;
-        (String::from_utf8_lossy(&buf[..n]).into_owned(), fd)
-    });
+    let got = std::thread::spawn(move || common::accept_listener(&listener, || None));
     let c = Ctr::new(rt, &cfg);
     c.run_ok();
-    let (payload, fd) = got.join().unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&payload).unwrap();
-    assert_eq!(doc["fds"], json!(["seccompFd"]), "{payload}");
-    assert_eq!(doc["metadata"], "meta-x", "{payload}");
-    assert_eq!(doc["state"]["id"], c.id.as_str(), "{payload}");
+    let (doc, fd) = got.join().unwrap();
+    assert_eq!(doc["fds"], json!(["seccompFd"]), "{doc}");
+    assert_eq!(doc["metadata"], "meta-x", "{doc}");
+    assert_eq!(doc["state"]["id"], c.id.as_str(), "{doc}");
     let fd = fd.expect("no fd with the container process state");
     let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
     assert!(
         link.to_string_lossy().contains("seccomp"),
         "not a seccomp notify fd: {link:?}"
     );
+});
+
+both!(listener_path_ignored_without_notify, |rt: &Rt| {
+    // Nothing listens there: a runtime that connected anyway would fail.
+    let mut cfg = config(&["true"]);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/nonexistent/berth-listener.sock",
+        "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    Ctr::new(rt, &cfg).run_ok();
+});
+
+both!(wait_killable_without_notify_refused, |rt: &Rt| {
+    // The kernel refuses the flag without a listener; berth says so before
+    // anything runs, naming the flag (runc 1.1.5 refuses every flag it
+    // does not know: "seccomp flags are not yet supported").
+    let mut cfg = config(&["true"]);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    let (code, _, err) = Ctr::new(rt, &cfg).run();
+    assert_ne!(code, 0, "{}: ran with the flag and no listener", rt.name);
+    if rt.is_berth() {
+        let named = err.contains("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
+        assert!(named && err.contains("SCMP_ACT_NOTIFY"), "{err}");
+    }
 });

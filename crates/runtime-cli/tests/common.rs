@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use berth_testutil::{Bundle, unique_name};
 use serde_json::{Value, json};
@@ -284,6 +285,122 @@ macro_rules! both {
             fn runc() {
                 if let Some(rt) = common::Rt::runc() {
                     ($body)(&rt)
+                }
+            }
+        }
+    };
+}
+
+/// The probe helper (`tests/helpers/attack.c`), compiled with `gcc -static`
+/// once per test binary.
+pub fn attack_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/attack.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("berth-attack-{}", std::process::id()));
+        let st = Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("gcc is needed to build the attack helper");
+        assert!(st.success(), "building {}", src.display());
+        out
+    })
+}
+
+/// A container whose rootfs has the helper as `/bin/attack`.
+pub fn armed<'a>(rt: &'a Rt, cfg: &Value) -> Ctr<'a> {
+    let c = Ctr::new(rt, cfg);
+    std::fs::copy(attack_binary(), c.bundle.rootfs().join("bin/attack")).unwrap();
+    c
+}
+
+/// Accepts one connection on a seccomp listener socket and reads what the
+/// runtime sends: the containerProcessState document and the notify fd.
+/// `gave_up` is asked while waiting; a reason from it (the runtime exited,
+/// say) fails the test instead of waiting on.
+pub fn accept_listener(
+    listener: &std::os::unix::net::UnixListener,
+    gave_up: impl Fn() -> Option<String>,
+) -> (Value, Option<std::os::fd::OwnedFd>) {
+    try_accept_listener(listener, gave_up)
+        .unwrap_or_else(|why| panic!("nothing connected to the seccomp listener: {why}"))
+}
+
+/// [`accept_listener`] that returns `gave_up`'s reason instead of failing.
+pub fn try_accept_listener(
+    listener: &std::os::unix::net::UnixListener,
+    gave_up: impl Fn() -> Option<String>,
+) -> Result<(Value, Option<std::os::fd::OwnedFd>), String> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    listener.set_nonblocking(true).unwrap();
+    // Only a guard against hanging forever; no result depends on it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(why) = gave_up() {
+                    return Err(why);
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nothing connected to the seccomp listener"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept on the seccomp listener: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fd = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: SCM_RIGHTS installed this fd for us.
+            fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    let n = msg.bytes;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    Ok((doc, fd))
+}
+
+/// Generates one test per runtime: `name::berth`, `name::runc`, `name::crun`.
+#[macro_export]
+macro_rules! all3 {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn berth() {
+                if let Some(rt) = common::Rt::berth() {
+                    ($body)(rt)
+                }
+            }
+            #[test]
+            fn runc() {
+                if let Some(rt) = common::Rt::runc() {
+                    ($body)(rt)
+                }
+            }
+            #[test]
+            fn crun() {
+                if let Some(rt) = common::Rt::crun() {
+                    ($body)(rt)
                 }
             }
         }

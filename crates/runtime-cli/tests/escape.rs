@@ -9,74 +9,25 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Ctr, Rt, config};
+use common::{Ctr, Rt, armed, config};
 use serde_json::{Value, json};
-
-// Generates one test per runtime: `name::berth`, `name::runc`, `name::crun`.
-macro_rules! all3 {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[test]
-            fn berth() {
-                if let Some(rt) = common::Rt::berth() {
-                    ($body)(rt)
-                }
-            }
-            #[test]
-            fn runc() {
-                if let Some(rt) = common::Rt::runc() {
-                    ($body)(rt)
-                }
-            }
-            #[test]
-            fn crun() {
-                if let Some(rt) = common::Rt::crun() {
-                    ($body)(rt)
-                }
-            }
-        }
-    };
-}
 
 // Where an oracle is known not to hold: the test prints the gap instead
 // of failing (docs/security.md lists them).
 fn oracle_gap(rt: &Rt, gap: &str) -> bool {
-    if rt.name == "crun" {
-        eprintln!("known crun 1.8 gap: {gap}");
+    known_gap(rt, &["crun"], gap)
+}
+
+// The same for gaps of the oracles in `who`.
+fn known_gap(rt: &Rt, who: &[&str], gap: &str) -> bool {
+    if who.contains(&rt.name) {
+        eprintln!("known {} gap: {gap}", rt.name);
         return true;
     }
     false
-}
-
-// The attack helper, compiled once per test run.
-fn attack_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/attack.c");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("berth-attack-{}", std::process::id()));
-        let st = std::process::Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("gcc is needed to build the attack helper");
-        assert!(st.success(), "building {}", src.display());
-        out
-    })
-}
-
-// A container whose rootfs has `/bin/attack`.
-fn armed<'a>(rt: &'a Rt, cfg: &Value) -> Ctr<'a> {
-    let c = Ctr::new(rt, cfg);
-    std::fs::copy(attack_binary(), c.bundle.rootfs().join("bin/attack")).unwrap();
-    c
 }
 
 // `probe errno` lines into a map.
@@ -496,28 +447,327 @@ all3!(readonly_rootfs_and_paths, |rt: Rt| {
 });
 
 // A rootfs whose /proc is a plain directory (no procfs mounted there): a
-// sysctl must not be written into the image's fake file.
-all3!(sysctl_refuses_a_fake_procfs, |rt: Rt| {
-    let mut cfg = config(&["cat", "/proc/sys/kernel/domainname"]);
+// sysctl must not be written into the image's fake file. The runtime
+// refuses (runc) or writes the kernel's value (berth, through its own
+// procfs: `hostname` then shows it).
+all3!(sysctl_never_lands_in_a_fake_procfs, |rt: Rt| {
+    let mut cfg = config(&["sh", "-c", "hostname; cat /proc/sys/kernel/hostname"]);
     cfg["mounts"]
         .as_array_mut()
         .unwrap()
         .retain(|m| m["destination"] != "/proc");
     cfg["linux"]["maskedPaths"] = json!([]);
     cfg["linux"]["readonlyPaths"] = json!([]);
-    cfg["linux"]["sysctl"] = json!({"kernel.domainname": "fake-written"});
+    cfg.as_object_mut().unwrap().remove("hostname");
+    cfg["linux"]["sysctl"] = json!({"kernel.hostname": "sysctl-host"});
     let c = Ctr::new(&rt, &cfg);
     let fake = c.bundle.rootfs().join("proc/sys/kernel");
     std::fs::create_dir_all(&fake).unwrap();
-    std::fs::write(fake.join("domainname"), "untouched").unwrap();
+    std::fs::write(fake.join("hostname"), "untouched").unwrap();
     let (code, out, _) = c.run();
-    let after = std::fs::read_to_string(fake.join("domainname")).unwrap();
+    let after = std::fs::read_to_string(fake.join("hostname")).unwrap();
+    eprintln!("{}: exit {code}: {out:?}", rt.name);
     if oracle_gap(&rt, "sysctls are written into a fake /proc") {
         return;
     }
+    assert_eq!(
+        after, "untouched",
+        "{}: wrote a sysctl into a non-procfs file",
+        rt.name
+    );
+    if code == 0 {
+        assert_eq!(
+            out, "sysctl-host\nuntouched",
+            "{}: not the kernel's",
+            rt.name
+        );
+    }
+});
+
+// Live race on procfs writes (the CVE-2019-19921 / CVE-2025-52881 class):
+// two containers share a host directory as a volume. The attacker swaps
+// `evil` (a directory) and `evil.alt` (a symlink to /proc) in a loop; the
+// victim mounts a directory of the volume, `fake` (a fake procfs tree whose
+// files are canaries), at /shared/evil and has a sysctl and oomScoreAdj for
+// the runtime to write. Whenever the runtime resolves /shared/evil while it
+// is the symlink, a naive runtime mounts the fake over /proc and writes
+// into the canaries on the host.
+
+const CANARY: &str = "untouched";
+const RACE_RUNS: usize = 40;
+
+// The volume: the fake procfs tree and the two names the attacker swaps.
+fn procfs_race_volume() -> tempfile::TempDir {
+    let vol = tempfile::tempdir().unwrap();
+    let fake = vol.path().join("fake");
+    for f in ["sys/kernel/domainname", "self/oom_score_adj"] {
+        let p = fake.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, CANARY).unwrap();
+    }
+    std::fs::create_dir(vol.path().join("evil")).unwrap();
+    std::os::unix::fs::symlink("/proc", vol.path().join("evil.alt")).unwrap();
+    vol
+}
+
+// Canary files of the fake tree that something wrote into.
+fn touched_canaries(vol: &Path) -> Vec<String> {
+    ["sys/kernel/domainname", "self/oom_score_adj"]
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(vol.join("fake").join(f)).unwrap_or_default();
+            (text != CANARY).then(|| format!("fake/{f} = {text:?}"))
+        })
+        .collect()
+}
+
+fn with_volume(cfg: &mut Value, source: &Path, destination: &str) {
+    cfg["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "rw"]}),
+    );
+}
+
+// The attacker container: the volume at /shared, swapping the two names.
+fn start_flipper<'a>(rt: &'a Rt, vol: &Path) -> Ctr<'a> {
+    let mut cfg = config(&[
+        "/bin/attack",
+        "flip",
+        "/shared/evil",
+        "/shared/evil.alt",
+        "300",
+    ]);
+    with_volume(&mut cfg, vol, "/shared");
+    let c = armed(rt, &cfg);
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    c
+}
+
+// What happened to the victim over the runs.
+#[derive(Default, Debug)]
+struct RaceOutcome {
+    // Ran and saw the sysctl and oomScoreAdj in the real procfs.
+    real_procfs: usize,
+    // Refused to start; the distinct errors.
+    refused: usize,
+    errors: std::collections::BTreeSet<String>,
+    // Ran with something else than the real procfs at /proc.
+    fake_procfs: Vec<String>,
+}
+
+fn victim_race(rt: &Rt, vol: &Path) -> RaceOutcome {
+    let mut cfg = config(&[
+        "sh",
+        "-c",
+        "cat /proc/sys/kernel/domainname /proc/self/oom_score_adj",
+    ]);
+    with_volume(&mut cfg, vol, "/shared");
+    with_volume(&mut cfg, &vol.join("fake"), "/shared/evil");
+    cfg["linux"]["sysctl"] = json!({"kernel.domainname": "victim-ok"});
+    cfg["process"]["oomScoreAdj"] = json!(123);
+    let c = Ctr::new(rt, &cfg);
+    let mut outcome = RaceOutcome::default();
+    for _ in 0..RACE_RUNS {
+        let (code, out, err) = c.run();
+        let _ = rt.out(&["delete", "--force", &c.id]);
+        match (code, out.as_str()) {
+            (0, "victim-ok\n123\n") => outcome.real_procfs += 1,
+            (0, _) => outcome.fake_procfs.push(out),
+            _ => {
+                outcome.refused += 1;
+                // The error without the varying container id and paths.
+                let line = err.lines().last().unwrap_or_default().replace(&c.id, "ID");
+                outcome.errors.insert(line);
+            }
+        }
+    }
+    outcome
+}
+
+all3!(procfs_write_race_through_shared_volume, |rt: Rt| {
+    let vol = procfs_race_volume();
+    let flipper = start_flipper(&rt, vol.path());
+    let outcome = victim_race(&rt, vol.path());
+    drop(flipper);
+    let touched = touched_canaries(vol.path());
+    eprintln!("{}: {outcome:?}", rt.name);
+    // runc 1.1.5 predates the CVE-2025-52881 fixes: its sysctl write
+    // sometimes lands in the volume.
+    let gap = "procfs writes redirected into a shared volume";
+    if !touched.is_empty() && known_gap(&rt, &["runc", "crun"], gap) {
+        return;
+    }
     assert!(
-        code != 0 && after == "untouched",
-        "{}: wrote a sysctl into a non-procfs file (exit {code}, {out:?}, file {after:?})",
+        touched.is_empty(),
+        "{}: the runtime wrote into the volume: {touched:?} ({outcome:?})",
+        rt.name
+    );
+    if !outcome.fake_procfs.is_empty()
+        && oracle_gap(
+            &rt,
+            "a volume is mounted over /proc through a swapped symlink",
+        )
+    {
+        return;
+    }
+    assert!(
+        outcome.fake_procfs.is_empty(),
+        "{}: the container ran on a fake /proc: {outcome:?}",
+        rt.name
+    );
+    if rt.is_berth() {
+        assert!(
+            outcome.errors.iter().all(|e| e.contains("procfs")),
+            "refusals must say what was wrong: {outcome:?}"
+        );
+    }
+});
+
+// Control: the same race, with a plain path-based writer in place of the
+// runtime (bind-mount the fake at /shared/evil, then write the procfs file
+// by path): the write lands in the canary, so the test above can fail.
+all3!(procfs_write_race_control_path_based_writer, |rt: Rt| {
+    let vol = procfs_race_volume();
+    let flipper = start_flipper(&rt, vol.path());
+    let mut cfg = config(&[
+        "/bin/attack",
+        "mount-write",
+        "/fakesrc",
+        "/shared/evil",
+        "/proc/sys/kernel/domainname",
+        "control-wrote",
+        "5000",
+    ]);
+    with_volume(&mut cfg, vol.path(), "/shared");
+    with_volume(&mut cfg, &vol.path().join("fake"), "/fakesrc");
+    for set in ["bounding", "effective", "permitted"] {
+        let list = cfg["process"]["capabilities"][set].as_array_mut().unwrap();
+        list.push(json!("CAP_SYS_ADMIN"));
+    }
+    let out = armed(&rt, &cfg).run_ok();
+    drop(flipper);
+    assert!(
+        !out.contains("landed -1"),
+        "{}: never landed: {out}",
+        rt.name
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.path().join("fake/sys/kernel/domainname")).unwrap(),
+        "control-wrote",
+        "{}: {out}",
+        rt.name
+    );
+});
+
+// An image whose /proc is a symlink into a volume would give the container
+// a /proc of the attacker's choosing: every runtime refuses to mount procfs
+// through a symlink.
+all3!(proc_through_a_symlink_is_refused, |rt: Rt| {
+    let vol = procfs_race_volume();
+    let mut cfg = config(&["true"]);
+    cfg["linux"]["sysctl"] = json!({"kernel.domainname": "victim-ok"});
+    with_volume(&mut cfg, vol.path(), "/shared");
+    let c = Ctr::new(&rt, &cfg);
+    let proc_dir = c.bundle.rootfs().join("proc");
+    std::fs::remove_dir(&proc_dir).unwrap();
+    std::os::unix::fs::symlink("/shared/fake", &proc_dir).unwrap();
+    let (code, _, err) = c.run();
+    assert_ne!(
+        code, 0,
+        "{}: ran with /proc pointing into a volume",
+        rt.name
+    );
+    assert!(touched_canaries(vol.path()).is_empty(), "{}", rt.name);
+    if rt.is_berth() {
+        assert!(err.contains("ordinary directory"), "{err}");
+    }
+});
+
+// A container that can mount (CAP_SYS_ADMIN) covers its own /proc with a
+// volume holding a fake tree. `exec` with oomScoreAdj must not write into
+// it (the runtime, not yet the container's user, would write as itself):
+// it sets the real oom_score_adj of the new process or refuses (runc 1.1.5
+// refuses any exec once /proc/self/fd is gone).
+all3!(exec_oom_score_adj_under_a_covered_proc, |rt: Rt| {
+    let vol = procfs_race_volume();
+    let mut cfg = config(&[
+        "sh",
+        "-c",
+        "mount -o bind /shared/fake /proc 2>/shared/mount.err; exec sleep 30",
+    ]);
+    with_volume(&mut cfg, vol.path(), "/shared");
+    for set in ["bounding", "effective", "permitted"] {
+        let list = cfg["process"]["capabilities"][set].as_array_mut().unwrap();
+        list.push(json!("CAP_SYS_ADMIN"));
+    }
+    let c = armed(&rt, &cfg);
+    c.create_ok();
+    rt.ok(&["start", &c.id]);
+    let init = rt.state(&c.id)["pid"].as_i64().unwrap();
+    // The shell execs sleep once the mount is done.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(format!("/proc/{init}/comm")).unwrap_or_default() != "sleep\n" {
+        assert!(
+            Instant::now() < deadline,
+            "{}: the container never slept",
+            rt.name
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let why = std::fs::read_to_string(vol.path().join("mount.err")).unwrap();
+    assert!(why.is_empty(), "{}: covering /proc failed: {why}", rt.name);
+    let p = json!({"args": ["sleep", "30"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "env": ["PATH=/bin"], "oomScoreAdj": 321});
+    let dir = tempfile::tempdir().unwrap();
+    let (pfile, pidfile) = (dir.path().join("process.json"), dir.path().join("pid"));
+    std::fs::write(&pfile, p.to_string()).unwrap();
+    let o = rt.out(&[
+        "exec",
+        "--detach",
+        "--process",
+        pfile.to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &c.id,
+    ]);
+    let touched = touched_canaries(vol.path());
+    if !touched.is_empty() && oracle_gap(&rt, "exec writes oomScoreAdj into a covered /proc") {
+        return;
+    }
+    assert!(
+        touched.is_empty(),
+        "{}: wrote into the volume: {touched:?}",
+        rt.name
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    if o.status.success() {
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", pid.trim())).unwrap();
+        assert_eq!(adj.trim(), "321", "{}: oomScoreAdj not applied", rt.name);
+    } else {
+        assert!(
+            !rt.is_berth() || err.contains("procfs"),
+            "unclear refusal: {err}"
+        );
+        eprintln!("{}: exec refused: {err}", rt.name);
+    }
+    // Control: a path-based write from the container's mount namespace
+    // lands in the volume.
+    let st = std::process::Command::new("nsenter")
+        .args(["-t", &init.to_string(), "-m", "-r"])
+        .args([
+            "/bin/attack",
+            "path-write",
+            "/proc/self/oom_score_adj",
+            "control",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", rt.name);
+    assert_eq!(
+        std::fs::read_to_string(vol.path().join("fake/self/oom_score_adj")).unwrap(),
+        "control",
+        "{}: a path-based write does not reach the volume",
         rt.name
     );
 });

@@ -26,7 +26,11 @@ pub enum ToParent {
     ConsoleMaster,
     /// The init is ready and waits on the exec FIFO.
     Ready,
-    /// The process exec'd by `exec` is about to execve (sent by the exec child).
+    /// The `exec` process loaded its seccomp filter; the listener fd follows
+    /// as the attached fd. Reply `ListenerDelivered` once the listener at
+    /// `linux.seccomp.listenerPath` has it.
+    SeccompListener,
+    /// A step failed; the child exits after sending this.
     Error { step: String, message: String },
 }
 
@@ -45,6 +49,8 @@ pub enum ToChild {
     Continue {
         state_json: String,
     },
+    /// The seccomp listener received the fd sent with `SeccompListener`.
+    ListenerDelivered,
 }
 
 pub struct Channel {
@@ -179,6 +185,50 @@ pub fn send_fd_to_socket(sock: RawFd, payload: &[u8], fd: RawFd) -> Result<()> {
     Ok(())
 }
 
+/// Sends `payload` with `fd` attached in one sendmsg(2), building the
+/// message on the stack: nothing is allocated, so no other syscall runs
+/// (the seccomp listener handover runs under a filter that may notify on
+/// memory syscalls).
+pub fn send_fd_raw(sock: RawFd, payload: &[u8], fd: RawFd) -> std::io::Result<()> {
+    // Room for one cmsghdr carrying one int, aligned as CMSG_SPACE wants.
+    #[repr(C, align(8))]
+    struct CmsgBuf([u8; 32]);
+    let mut buf = CmsgBuf([0; 32]);
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr().cast_mut().cast(),
+        iov_len: payload.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no iov yet).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buf.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    assert!(msg.msg_controllen <= buf.0.len(), "cmsg buffer too small");
+    // SAFETY: msg_control points to a zeroed, aligned buffer of at least
+    // msg_controllen bytes, so CMSG_FIRSTHDR is non-null and in bounds, and
+    // CMSG_DATA has room for one fd.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+    }
+    loop {
+        // SAFETY: msg and everything it points to live across the call.
+        let r = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if r >= 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +249,18 @@ mod tests {
         assert!(fd.is_some());
         drop(a);
         assert!(b.recv::<ToParent>().unwrap().is_none());
+    }
+
+    #[test]
+    fn raw_send_carries_payload_and_fd() {
+        let (a, b) = pair().unwrap();
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let bytes = serde_json::to_vec(&ToParent::ConsoleMaster).unwrap();
+        send_fd_raw(a.raw_fd(), &bytes, f.as_raw_fd()).unwrap();
+        let (m, fd) = b.recv_with_fd::<ToParent>().unwrap().unwrap();
+        assert!(matches!(m, ToParent::ConsoleMaster));
+        let fd = fd.expect("no fd");
+        let st = nix::sys::stat::fstat(&fd).unwrap();
+        assert_eq!(st.st_rdev, libc::makedev(1, 3));
     }
 }

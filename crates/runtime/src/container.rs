@@ -231,6 +231,11 @@ impl Runtime {
                     }
                 }
                 Some((ToParent::Ready, _)) => break,
+                Some((ToParent::SeccompListener, _)) => {
+                    return Err(Error::Other(
+                        "the init sent its seccomp listener to the runtime; it sends it to the listener itself".into(),
+                    ));
+                }
                 Some((ToParent::Error { step, message }, _)) => {
                     return Err(Error::Init { step, message });
                 }

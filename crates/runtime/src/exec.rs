@@ -2,8 +2,11 @@
 //! child that joins the container's namespaces (user first, mount last),
 //! forks once more so the process is inside the pid namespace, takes the
 //! container's identity (user, capabilities, no_new_privs, seccomp) and
-//! execs. The channel is close-on-exec: end-of-file means the exec worked;
-//! anything else is the error of a named step.
+//! execs. Its seccomp filter is a new one: with SCMP_ACT_NOTIFY rules its
+//! listener fd comes back over the channel and the runtime, in its own
+//! namespaces, sends it to `listenerPath` (as runc does). The channel is
+//! close-on-exec: end-of-file means the exec worked; anything else is the
+//! error of a named step.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -14,6 +17,7 @@ use crate::channel::{self, Channel, ToChild, ToParent};
 use crate::container::Runtime;
 use crate::error::{Error, NixContext, Result};
 use crate::namespaces::proc_name;
+use crate::procfs::ProcRoot;
 use crate::state::Status;
 use crate::{process, seccomp, sys, tty};
 
@@ -165,6 +169,12 @@ impl Runtime {
             .and_then(|l| l.seccomp().as_ref())
             .map(seccomp::compile)
             .transpose()?;
+        // The listener is reached from the runtime's namespaces, as for the
+        // init; the exec'd process sends its fd back over the channel.
+        let listener = match (&filter, seccomp_listener_path(&st.config)) {
+            (Some(f), Some(path)) if f.notify() => Some(seccomp::connect_listener(&path)?),
+            _ => None,
+        };
         let nss = container_namespaces(st.pid, &st.config)?;
         let (parent_ch, child_ch) = channel::pair()?;
         let cgroup_fd = crate::cgroup::exec_clone_fd(&st)?;
@@ -199,8 +209,19 @@ impl Runtime {
         let mut pid = None;
         let mut pidfd = None;
         let mut console = None;
+        // The listener fd may arrive before the pid it must be sent with.
+        let mut listener_fd: Option<OwnedFd> = None;
         loop {
+            if let (Some(p), Some(fd)) = (pid, listener_fd.take()) {
+                deliver_listener_fd(listener.as_ref(), &st, status, p, &fd)?;
+                parent_ch.send(&ToChild::ListenerDelivered)?;
+            }
             match parent_ch.recv_with_fd::<ToParent>()? {
+                Some((ToParent::SeccompListener, fd)) => {
+                    listener_fd = Some(fd.ok_or_else(|| {
+                        Error::Other("the exec process sent no seccomp listener fd".into())
+                    })?);
+                }
                 Some((ToParent::InitPid(p), _)) => {
                     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child_pid), None);
                     pidfd = Some(sys::pidfd_open(p).ctx(|| format!("pidfd_open {p}"))?);
@@ -253,6 +274,39 @@ impl Runtime {
             console,
         })
     }
+}
+
+/// Sends the exec'd process's seccomp listener fd to the listener, with
+/// the containerProcessState naming that process.
+fn deliver_listener_fd(
+    sock: Option<&std::os::unix::net::UnixStream>,
+    st: &crate::state::State,
+    status: Status,
+    pid: i32,
+    fd: &OwnedFd,
+) -> Result<()> {
+    let sock = sock
+        .ok_or_else(|| Error::Seccomp("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into()))?;
+    let doc = seccomp::process_state(
+        &serde_json::to_string(&st.public(status)).expect("serializes"),
+        Some(pid),
+        seccomp_listener_metadata(&st.config).as_deref(),
+    );
+    seccomp::send_listener_fd(sock, doc.as_bytes(), fd.as_raw_fd())
+}
+
+fn seccomp_listener_path(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_path().clone())
+}
+
+fn seccomp_listener_metadata(spec: &Spec) -> Option<String> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_metadata().clone())
 }
 
 type StepFail = (&'static str, Error);
@@ -330,15 +384,39 @@ fn exec_child_steps(
         "setting rlimits",
         process::set_rlimits(p.rlimits().as_deref().unwrap_or_default()),
     )?;
-    if let Some(adj) = p.oom_score_adj() {
-        let _ = std::fs::write("/proc/self/oom_score_adj", adj.to_string());
-    }
+    // The container's /proc is the container's: it may have mounted over
+    // it. procfs goes through a private instance.
+    let proc = step("opening a private procfs", ProcRoot::open())?;
+    step(
+        "setting oomScoreAdj",
+        crate::init::set_oom_score_adj(p.oom_score_adj(), &proc),
+    )?;
     let userns = spec
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-    crate::init::take_identity(p, filter, userns).map_err(|e| (e.step, e.error))?;
+    let may_setgroups = crate::init::may_setgroups(userns, &proc);
+    drop(proc);
+    // Built before the filter is loaded: the handover must not allocate.
+    let listener_msg = serde_json::to_vec(&ToParent::SeccompListener).expect("serializes");
+    let mut hand_over = |fd: OwnedFd| -> Result<()> {
+        channel::send_fd_raw(ch.raw_fd(), &listener_msg, fd.as_raw_fd()).map_err(|source| {
+            Error::Sys {
+                what: "sending the seccomp listener fd to the runtime".into(),
+                source,
+            }
+        })?;
+        drop(fd);
+        match ch.recv::<ToChild>()? {
+            Some(ToChild::ListenerDelivered) => Ok(()),
+            _ => Err(Error::Other(
+                "the runtime did not deliver the seccomp listener fd".into(),
+            )),
+        }
+    };
+    crate::init::take_identity(p, filter, may_setgroups, &mut hand_over)
+        .map_err(|e| (e.step, e.error))?;
     let env = process::with_home(p.env().clone().unwrap_or_default(), p.user().uid());
     let args = p.args().clone().unwrap_or_default();
     let exe = step(

@@ -15,6 +15,7 @@ use crate::channel::{Channel, ToChild, ToParent};
 use crate::config::Bundle;
 use crate::error::{Error, NixContext, Result};
 use crate::namespaces::Plan;
+use crate::procfs::ProcRoot;
 use crate::{capabilities, hooks, mounts, paths, process, rootfs, seccomp, sys, tty};
 
 /// Everything the child needs, prepared by the parent before clone3.
@@ -156,19 +157,22 @@ fn second_fork(ch: &Channel) -> Result<()> {
     }
 }
 
-fn set_oom_score_adj(adj: Option<i32>) -> Result<()> {
+/// Sets `process.oomScoreAdj` through the runtime's private procfs.
+pub(crate) fn set_oom_score_adj(adj: Option<i32>, proc: &ProcRoot) -> Result<()> {
     let Some(adj) = adj else { return Ok(()) };
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/proc/self/oom_score_adj")
-        .ctx(|| "opening /proc/self/oom_score_adj".into())?;
-    if !rootfs::is_procfs(f.as_fd()) {
-        return Err(Error::Other(
-            "/proc/self/oom_score_adj is not on procfs".into(),
-        ));
-    }
-    std::io::Write::write_all(&mut &f, adj.to_string().as_bytes())
-        .ctx(|| format!("setting oomScoreAdj {adj}"))
+    proc.write("self/oom_score_adj", &adj.to_string())
+        .map_err(|e| Error::Other(format!("process.oomScoreAdj {adj}: {e}")))
+}
+
+/// Whether setgroups(2) is allowed: not in a user namespace whose
+/// `setgroups` file says "deny". Read through the private procfs: a fake
+/// "deny" would make the process keep the runtime's groups.
+pub(crate) fn may_setgroups(userns: bool, proc: &ProcRoot) -> bool {
+    !userns
+        || proc
+            .read("self/setgroups")
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true)
 }
 
 fn set_io_priority(p: &oci_spec::runtime::Process) -> Result<()> {
@@ -224,31 +228,39 @@ fn wait_for_start(state_dir: &OwnedFd, fifo_name: &std::ffi::CStr) -> Result<()>
     Ok(())
 }
 
+/// Receives the seccomp listener fd right after the filter is loaded.
+/// Runs under the filter: it must not allocate, and may only make the
+/// syscalls `seccomp::compile` keeps out of SCMP_ACT_NOTIFY rules.
+pub(crate) type HandOver<'a> = &'a mut dyn FnMut(OwnedFd) -> Result<()>;
+
+fn load_filter(f: &seccomp::Filter, hand_over: HandOver<'_>) -> std::result::Result<(), StepError> {
+    if let Some(fd) = f.load().step("loading the seccomp filter")? {
+        hand_over(fd).step("handing the seccomp listener its fd")?;
+    }
+    Ok(())
+}
+
 /// Gives the calling process the identity `p` asks for, in the order the
 /// kernel requires (runc's): the seccomp filter first when no_new_privs is
 /// off (loading it then needs CAP_SYS_ADMIN, which the next steps may
 /// drop), the bounding set, groups/gid/uid, the capability sets, the
 /// working directory and umask, then no_new_privs and the filter last.
-/// Shared by the container's init and `exec`. Returns the seccomp notify
-/// fd when the filter has SCMP_ACT_NOTIFY rules.
+/// Shared by the container's init and `exec`. When the filter has
+/// SCMP_ACT_NOTIFY rules, its listener fd goes to `hand_over` as soon as it
+/// exists, before any other syscall the listener might have to answer.
 pub(crate) fn take_identity(
     p: &oci_spec::runtime::Process,
     filter: Option<&seccomp::Filter>,
-    userns: bool,
-) -> std::result::Result<Option<std::os::fd::RawFd>, StepError> {
+    may_setgroups: bool,
+    hand_over: HandOver<'_>,
+) -> std::result::Result<(), StepError> {
     let nnp = p.no_new_privileges().unwrap_or(false);
-    let mut notify_fd = None;
     if let (Some(f), false) = (filter, nnp) {
-        notify_fd = f.load().step("loading the seccomp filter")?;
+        load_filter(f, hand_over)?;
     }
     if let Some(c) = p.capabilities() {
         capabilities::drop_bounding(c).step("dropping bounding capabilities")?;
     }
-    // setgroups(2) is refused in a user namespace whose setgroups is "deny".
-    let may_setgroups = !userns
-        || std::fs::read_to_string("/proc/self/setgroups")
-            .map(|s| s.trim() != "deny")
-            .unwrap_or(true);
     process::switch_user(p, may_setgroups).step("switching user")?;
     let none = oci_spec::runtime::LinuxCapabilities::default();
     capabilities::apply(p.capabilities().as_ref().unwrap_or(&none)).step("setting capabilities")?;
@@ -264,10 +276,10 @@ pub(crate) fn take_identity(
             .ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())
             .step("setting no_new_privs")?;
         if let Some(f) = filter {
-            notify_fd = f.load().step("loading the seccomp filter")?;
+            load_filter(f, hand_over)?;
         }
     }
-    Ok(notify_fd)
+    Ok(())
 }
 
 fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepError> {
@@ -385,12 +397,17 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         .step("opening /dev/null")?;
     let null_tree = mounts::clone_tree(Path::new(&paths::fd_path(&null)), false)
         .step("taking the host's /dev/null")?;
-    let listener = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .and_then(|s| s.listener_path().clone())
-        .map(|p| seccomp::connect_listener(&p))
+    let seccomp_spec = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let filter = seccomp_spec
+        .map(seccomp::compile)
+        .transpose()
+        .step("compiling the seccomp filter")?;
+    // Only a filter with SCMP_ACT_NOTIFY rules has a listener to reach
+    // (runc ignores listenerPath otherwise).
+    let listener = seccomp_spec
+        .and_then(|s| s.listener_path().as_ref())
+        .filter(|_| filter.as_ref().is_some_and(|f| f.notify()))
+        .map(|p| seccomp::connect_listener(p))
         .transpose()
         .step("connecting to the seccomp listener")?;
     let state_dir = a.fifo.parent().unwrap_or(Path::new("/"));
@@ -409,7 +426,10 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         rootfs::pivot(&a.bundle.rootfs)
     }
     .step("pivot_root")?;
-    rootfs::write_sysctls(spec).step("writing sysctls")?;
+    // Every procfs write from here on goes through this handle, not the
+    // container's /proc.
+    let proc = ProcRoot::open().step("opening a private procfs")?;
+    rootfs::write_sysctls(spec, &proc).step("writing sysctls")?;
     set_hostname(spec).step("setting the hostname")?;
     rootfs::finalize(spec, null_tree.as_fd()).step("masking and read-only paths")?;
     if process.terminal().unwrap_or(false) {
@@ -421,7 +441,9 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         ch.send_with_fd(&ToParent::ConsoleMaster, Some(pty.master.as_raw_fd()))
             .step("sending the terminal")?;
     }
-    set_oom_score_adj(process.oom_score_adj()).step("setting oomScoreAdj")?;
+    set_oom_score_adj(process.oom_score_adj(), &proc).step("setting oomScoreAdj")?;
+    let may_setgroups = may_setgroups(has_ns(LinuxNamespaceType::User), &proc);
+    drop(proc);
     set_io_priority(process).step("setting the io priority")?;
     let cwd = process.cwd();
     let root_dir = OwnedFd::from(
@@ -433,13 +455,6 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         .step("creating the working directory")?;
     process::set_rlimits(process.rlimits().as_deref().unwrap_or_default())
         .step("setting rlimits")?;
-    let filter = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(seccomp::compile)
-        .transpose()
-        .step("compiling the seccomp filter")?;
     let env = process::with_home(
         process.env().clone().unwrap_or_default(),
         process.user().uid(),
@@ -464,23 +479,21 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
         &state_json,
     )
     .step("startContainer hooks")?;
-    let notify_fd = take_identity(process, filter.as_ref(), has_ns(LinuxNamespaceType::User))?;
-    if let Some(fd) = notify_fd {
-        let sock = listener.as_ref().ok_or_else(|| StepError {
-            step: "sending the seccomp listener fd",
-            error: Error::Seccomp("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into()),
+    // The listener's document is built before the filter is loaded: the
+    // handover must not allocate.
+    let listener_doc = seccomp::process_state(
+        &state_json,
+        None,
+        seccomp_spec.and_then(|s| s.listener_metadata().as_deref()),
+    );
+    let mut hand_over = |fd: OwnedFd| -> Result<()> {
+        let sock = listener.as_ref().ok_or_else(|| {
+            Error::Seccomp("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into())
         })?;
-
-        let metadata = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .and_then(|s| s.listener_metadata().clone());
-        let doc = seccomp::process_state(&state_json, metadata.as_deref());
-        seccomp::send_listener_fd(sock, doc.as_bytes(), fd)
-            .step("sending the seccomp listener fd")?;
-        let _ = nix::unistd::close(fd);
-    }
+        seccomp::send_listener_fd(sock, listener_doc.as_bytes(), fd.as_raw_fd())
+    };
+    take_identity(process, filter.as_ref(), may_setgroups, &mut hand_over)?;
+    drop(listener);
     unblock_signals();
     sys::cloexec_from(3 + a.preserve_fds)
         .ctx(|| "close_range".into())

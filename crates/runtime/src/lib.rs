@@ -17,6 +17,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod paths;
 pub mod process;
+pub mod procfs;
 pub mod profiles;
 pub mod rootfs;
 pub mod seccomp;

@@ -4,7 +4,7 @@
 //! move_mount(2)): the clone gets its flags *before* it becomes visible, so a
 //! read-only bind is never writable for a moment, and no remount through a
 //! path is needed. Other filesystems are mounted with mount(2) onto the
-//! target's fd path.
+//! target fd, made the working directory (never a /proc/self/fd path).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 
 use crate::error::{Error, Result};
-use crate::paths;
 
 /// mount_setattr(2) attribute bits (linux/mount.h).
 pub mod attr {
@@ -267,10 +266,17 @@ pub fn clone_tree(source: &Path, recursive: bool) -> Result<OwnedFd> {
 
 /// A detached copy of the mount `fd` refers to, reached through the fd
 /// itself (`AT_EMPTY_PATH`), never through a path the container could
-/// have replaced.
-pub fn clone_fd(fd: BorrowedFd<'_>, what: &str) -> Result<OwnedFd> {
+/// have replaced. With `recursive`, the mounts below it come along.
+pub fn clone_fd(fd: BorrowedFd<'_>, recursive: bool, what: &str) -> Result<OwnedFd> {
     const OPEN_TREE_CLONE: u32 = 1;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as u32
+        | libc::AT_EMPTY_PATH as u32
+        | if recursive {
+            libc::AT_RECURSIVE as u32
+        } else {
+            0
+        };
     // SAFETY: plain syscall with an fd and an empty C string.
     let r = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
     if r < 0 {
@@ -349,7 +355,10 @@ pub fn attach(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>, what: &str) -> Result
     Ok(())
 }
 
-/// mount(2) of a filesystem onto the object `target` refers to.
+/// mount(2) of a filesystem onto the directory `target` refers to. The
+/// mount point is named as "." after fchdir(2) to the fd, not as
+/// /proc/self/fd/N: after pivot_root that would go through the container's
+/// /proc, which is not necessarily the kernel's.
 pub fn mount_fs(
     source: &str,
     target: &OwnedFd,
@@ -358,14 +367,20 @@ pub fn mount_fs(
     data: Option<&str>,
     what: &Path,
 ) -> Result<()> {
-    nix::mount::mount(
-        Some(source),
-        paths::fd_path(target).as_str(),
-        Some(fstype),
-        flags,
-        data,
+    let err = |e: nix::errno::Errno| {
+        sys_err(format!("mounting {fstype} on {}", what.display()))(e.into())
+    };
+    let back = nix::fcntl::open(
+        ".",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| sys_err(format!("mounting {fstype} on {}", what.display()))(e.into()))
+    .map_err(err)?;
+    nix::unistd::fchdir(target).map_err(err)?;
+    let mounted = nix::mount::mount(Some(source), ".", Some(fstype), flags, data);
+    let returned = nix::unistd::fchdir(&back);
+    mounted.map_err(err)?;
+    returned.map_err(|e| sys_err("returning to the working directory".into())(e.into()))
 }
 
 /// Changes propagation of the mount at `target` (mount(2) with only propagation flags).

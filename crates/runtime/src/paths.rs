@@ -39,6 +39,23 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<OwnedF
     )
 }
 
+/// Opens `path` (inside `root`) with O_PATH without following any
+/// symlink: ELOOP if a component is one.
+pub fn open_in_root_nofollow(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<OwnedFd> {
+    sys::openat2(
+        root,
+        &cstr(&relative(path)),
+        libc::O_PATH,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS,
+    )
+}
+
+/// Whether two fds refer to the same file (device and inode).
+pub fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> std::io::Result<bool> {
+    let (a, b) = (nix::sys::stat::fstat(a)?, nix::sys::stat::fstat(b)?);
+    Ok((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
+}
+
 /// The path through which a syscall taking a path reaches the object `fd`
 /// refers to.
 pub fn fd_path(fd: &impl AsRawFd) -> String {

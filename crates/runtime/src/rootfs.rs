@@ -103,6 +103,63 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The procfs files a mount may cover: what lxcfs provides (runc's list).
+/// Anything else inside procfs is refused, so that no mount, however its
+/// destination resolves, can replace what the kernel puts there.
+pub const PROCFS_OVERMOUNTS: [&str; 10] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Whether a mount configured at `dest` may cover a file of procfs.
+pub fn may_cover_procfs(dest: &Path) -> bool {
+    let dest = Path::new("/").join(paths::relative(dest));
+    PROCFS_OVERMOUNTS.iter().any(|p| Path::new(p) == dest)
+}
+
+/// Refuses a mount whose resolved target is on procfs (a destination
+/// through a symlink to /proc, swapped in by the image or by another
+/// container sharing a volume: CVE-2019-19921), unless it is one of
+/// [`PROCFS_OVERMOUNTS`].
+fn check_target(target: BorrowedFd<'_>, dest: &Path) -> Result<()> {
+    if is_procfs(target) && !may_cover_procfs(dest) {
+        return Err(Error::Other(format!(
+            "mount {}: the destination resolves into procfs; only {} may be mounted over procfs files",
+            dest.display(),
+            PROCFS_OVERMOUNTS.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// procfs and sysfs go on an ordinary directory of the rootfs, reached
+/// without symlinks (as runc and crun require): an image cannot move the
+/// container's /proc somewhere it controls.
+fn check_kernel_fs_target(
+    root: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    dest: &Path,
+    fstype: &str,
+) -> Result<()> {
+    let direct = paths::open_in_root_nofollow(root, dest)
+        .and_then(|fd| paths::same_file(fd.as_fd(), target));
+    match direct {
+        Ok(true) => Ok(()),
+        Ok(false) | Err(_) => Err(Error::Other(format!(
+            "mount {}: {fstype} must be mounted on an ordinary directory, and the path goes through a symlink",
+            dest.display()
+        ))),
+    }
+}
+
 fn mount_entry(
     ctx: &Context<'_>,
     root: BorrowedFd<'_>,
@@ -129,6 +186,7 @@ fn mount_entry(
         } else {
             paths::ensure_file_in_root(root, dest)?
         };
+        check_target(target.as_fd(), dest)?;
         if opts.idmap {
             let tree = ctx.idmapped.get(&index).ok_or_else(|| {
                 Error::Unsupported(format!(
@@ -150,6 +208,10 @@ fn mount_entry(
         return mount_cgroup(ctx, root, dest, opts);
     }
     let target = paths::mkdir_all_in_root(root, dest, 0o755)?;
+    check_target(target.as_fd(), dest)?;
+    if fstype == "proc" || fstype == "sysfs" {
+        check_kernel_fs_target(root, target.as_fd(), dest, fstype)?;
+    }
     let source = m
         .source()
         .as_ref()
@@ -231,6 +293,7 @@ fn mount_cgroup(
     opts: &Options,
 ) -> Result<()> {
     let target = paths::mkdir_all_in_root(root, dest, 0o755)?;
+    check_target(target.as_fd(), dest)?;
     let host = nix::sys::statfs::statfs("/sys/fs/cgroup").ctx(|| "statfs /sys/fs/cgroup".into())?;
     let flags = opts.flags - MsFlags::MS_RDONLY;
     if host.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC {
@@ -619,7 +682,7 @@ fn null_copy(
     let host = null_tree
         .try_clone_to_owned()
         .ctx(|| "duplicating the /dev/null handle".into())?;
-    match mounts::clone_fd(null_tree, what) {
+    match mounts::clone_fd(null_tree, false, what) {
         Ok(copy) => Ok((copy, host)),
         Err(Error::Sys { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
             let dev = paths::open_in_root(root, Path::new("/dev/null"))
@@ -630,7 +693,7 @@ fn null_copy(
                     "maskedPaths: this kernel cannot clone the host's /dev/null (Linux < 6.15) and the container's /dev/null is not the null device".into(),
                 ));
             }
-            let copy = mounts::clone_fd(dev.as_fd(), what)?;
+            let copy = mounts::clone_fd(dev.as_fd(), false, what)?;
             Ok((copy, dev))
         }
         Err(e) => Err(e),
@@ -648,50 +711,72 @@ fn readonly(root: BorrowedFd<'_>, p: &Path) -> Result<()> {
             });
         }
     };
-    let copy = mounts::clone_tree(Path::new(&paths::fd_path(&fd)), true)?;
     let what = p.display().to_string();
+    let copy = mounts::clone_fd(fd.as_fd(), true, &what)?;
     mounts::set_attr(copy.as_fd(), mounts::attr::RDONLY, 0, 0, None, true, &what)?;
     mounts::attach(copy.as_fd(), fd.as_fd(), &what)
 }
 
-/// Writes `linux.sysctl` through /proc/sys, after checking that /proc is a
-/// real procfs (an image could have put a fake one there).
-pub fn write_sysctls(spec: &Spec) -> Result<()> {
+/// Writes `linux.sysctl` through the runtime's private procfs (never the
+/// container's `/proc`, which an image or a volume may have replaced).
+pub fn write_sysctls(spec: &Spec, proc: &crate::procfs::ProcRoot) -> Result<()> {
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
     for (key, value) in sysctl {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags_nofollow()
-            .open(&path)
-            .ctx(|| format!("linux.sysctl {key}: opening {path}"))?;
-        let fs = nix::sys::statfs::fstatfs(&f).ctx(|| format!("statfs {path}"))?;
-        if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
-            return Err(Error::Other(format!(
-                "linux.sysctl {key}: {path} is not on procfs"
-            )));
-        }
-        std::io::Write::write_all(&mut &f, value.as_bytes())
-            .ctx(|| format!("linux.sysctl {key}={value}"))?;
+        proc.write(&sysctl_path(key)?, value)
+            .map_err(|e| Error::Other(format!("linux.sysctl {key}={value}: {e}")))?;
     }
     Ok(())
 }
 
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NOFOLLOW)
+/// The path below /proc of a sysctl key: `net.ipv4.ip_forward` →
+/// `sys/net/ipv4/ip_forward`. A key with `/` separators keeps its dots
+/// (`net/ipv4/conf/eth0.100/forwarding`), as sysctl(8) reads it.
+pub fn sysctl_path(key: &str) -> Result<String> {
+    let sep = if key.contains('/') { '/' } else { '.' };
+    let parts: Vec<&str> = key.split(sep).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::Other(format!(
+            "linux.sysctl: {key:?} is not a sysctl name"
+        )));
     }
+    Ok(format!("sys/{}", parts.join("/")))
 }
 
-/// Whether `fd` is on procfs (for writes to /proc files).
+/// Whether `fd` is on procfs (a mount target that must not be).
 pub fn is_procfs(fd: BorrowedFd<'_>) -> bool {
     nix::sys::statfs::fstatfs(fd)
         .map(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_keys_become_proc_paths() {
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward").unwrap(),
+            "sys/net/ipv4/ip_forward"
+        );
+        assert_eq!(
+            sysctl_path("net/ipv4/conf/eth0.100/forwarding").unwrap(),
+            "sys/net/ipv4/conf/eth0.100/forwarding"
+        );
+        for bad in ["", "kernel..domainname", ".kernel", "kernel/"] {
+            assert!(sysctl_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_lxcfs_files_may_cover_procfs() {
+        assert!(may_cover_procfs(Path::new("/proc/meminfo")));
+        assert!(may_cover_procfs(Path::new("proc/./cpuinfo")));
+        assert!(!may_cover_procfs(Path::new("/proc")));
+        assert!(!may_cover_procfs(Path::new("/proc/sys")));
+        assert!(!may_cover_procfs(Path::new("/proc/self/attr/exec")));
+        assert!(!may_cover_procfs(Path::new("/shared/evil")));
+    }
 }

@@ -1,5 +1,6 @@
 //! Thin wrappers over the raw syscalls the standard libraries do not cover
-//! (clone3, pidfds, openat2, pivot_root, close_range, keyctl). Each returns
+//! (clone3, pidfds, openat2, the new mount API, pivot_root, close_range,
+//! keyctl). Each returns
 //! `std::io::Result` and does nothing but the call.
 
 use std::ffi::CStr;
@@ -121,7 +122,10 @@ struct OpenHow {
     resolve: u64,
 }
 
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(2) with `resolve` flags such as RESOLVE_IN_ROOT, which resolves
@@ -149,6 +153,35 @@ pub fn openat2(
     })?;
     // SAFETY: the kernel returned a new fd we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A new, detached instance of the filesystem `fstype` with no options:
+/// fsopen(2), fsconfig(FSCONFIG_CMD_CREATE), fsmount(2) with
+/// `attr` (MOUNT_ATTR_*). Returns the mount's root, close-on-exec.
+pub fn new_detached_mount(fstype: &CStr, attr: u64) -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    // SAFETY: plain syscall with a C string.
+    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: the kernel returned a new fd we now own.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key or value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: plain syscall with integer arguments.
+    let mnt =
+        check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attr) })?;
+    // SAFETY: the kernel returned a new fd we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(mnt as RawFd) })
 }
 
 /// pivot_root(2); glibc has no wrapper.

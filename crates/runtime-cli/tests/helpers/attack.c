@@ -1,7 +1,8 @@
-/* Attacks run from inside a container by crates/runtime-cli/tests/escape.rs.
- * Built with `gcc -static` at test time. Each subcommand prints one line per
- * probe, "<probe> <errno>" (0 = the call succeeded), and the Rust test
- * decides what must have failed. */
+/* Attacks and probes run from inside a container by the tests in
+ * crates/runtime-cli/tests/ (escape.rs, notify.rs). Built with `gcc -static`
+ * at test time. Each subcommand prints one line per probe, "<probe> <errno>"
+ * (0 = the call succeeded), and the Rust test decides what must have
+ * failed. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +17,9 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,10 +164,88 @@ static int exe_attack(const char *marker, int seconds) {
     return 0;
 }
 
+static void on_signal(int sig) {
+    (void)sig;
+    static const char msg[] = "handler\n";
+    (void)!write(1, msg, sizeof msg - 1);
+}
+
+/* Seccomp notify: with a SIGURG handler installed without SA_RESTART,
+ * make one mkdir the filter sends to the listener and report how it ended
+ * (the listener's answer, or EINTR if the signal interrupted the wait). */
+static int notify_wait(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGURG, &sa, NULL);
+    report("mkdir", syscall(SYS_mkdirat, AT_FDCWD, "/notified", 0755));
+    return 0;
+}
+
+/* The attacker of a shared volume: swaps two names (a directory and a
+ * symlink) with renameat2(RENAME_EXCHANGE) as fast as it can, for at most
+ * SECONDS, so that whoever resolves A sees either. */
+static int flip(const char *a, const char *b, int seconds) {
+    time_t end = time(NULL) + seconds;
+    long swaps = 0;
+    while (time(NULL) < end) {
+        for (int i = 0; i < 1000; i++)
+            if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */) == 0)
+                swaps++;
+    }
+    printf("swaps %ld\n", swaps);
+    return 0;
+}
+
+#define PROC_MAGIC 0x9fa0
+
+/* What a runtime resolving paths naively does: bind-mount SRC on DEST (a
+ * path the attacker may swap for a symlink) and then write VALUE into the
+ * procfs file FILE by path, like os.WriteFile. Tries up to TRIES times and
+ * reports the attempt at which /proc stopped being procfs (the write then
+ * went into the volume), or -1. */
+static int mount_write(const char *src, const char *dest, const char *file, const char *value, int tries) {
+    for (int i = 0; i < tries; i++) {
+        if (mount(src, dest, NULL, MS_BIND, NULL) < 0) continue;
+        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            (void)!write(fd, value, strlen(value));
+            close(fd);
+        }
+        struct statfs st;
+        if (statfs("/proc", &st) == 0 && st.f_type != PROC_MAGIC) {
+            printf("landed %d\n", i);
+            return 0;
+        }
+    }
+    printf("landed -1\n");
+    return 0;
+}
+
+/* A path-based write of VALUE into FILE (O_CREAT|O_TRUNC, following
+ * symlinks), as a runtime writing /proc/self/... without checks would. */
+static int path_write(const char *file, const char *value) {
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        report("path_write", write(fd, value, strlen(value)));
+        close(fd);
+    } else {
+        report("path_write", -1);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "sys") == 0) return sys_probes();
     if (argc >= 2 && strcmp(argv[1], "caps") == 0) return cap_probes();
     if (argc >= 4 && strcmp(argv[1], "exe") == 0) return exe_attack(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: attack sys | caps | exe MARKER SECONDS\n");
+    if (argc >= 2 && strcmp(argv[1], "notify-wait") == 0) return notify_wait();
+    if (argc >= 5 && strcmp(argv[1], "flip") == 0) return flip(argv[2], argv[3], atoi(argv[4]));
+    if (argc >= 7 && strcmp(argv[1], "mount-write") == 0)
+        return mount_write(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
+    if (argc >= 4 && strcmp(argv[1], "path-write") == 0) return path_write(argv[2], argv[3]);
+    fprintf(stderr, "usage: attack sys | caps | exe MARKER SECONDS | notify-wait | flip A B SECONDS"
+                    " | mount-write SRC DEST FILE VALUE TRIES | path-write FILE VALUE\n");
     return 2;
 }
