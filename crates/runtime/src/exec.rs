@@ -386,7 +386,7 @@ fn exec_child_steps(
     )?;
     // The container's /proc is the container's: it may have mounted over
     // it. procfs goes through a private instance.
-    let proc = step("opening a private procfs", ProcRoot::open())?;
+    let proc = ProcRoot::lazy();
     step(
         "setting oomScoreAdj",
         crate::init::set_oom_score_adj(p.oom_score_adj(), &proc),

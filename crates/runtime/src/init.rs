@@ -428,7 +428,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
     .step("pivot_root")?;
     // Every procfs write from here on goes through this handle, not the
     // container's /proc.
-    let proc = ProcRoot::open().step("opening a private procfs")?;
+    let proc = ProcRoot::lazy();
     rootfs::write_sysctls(spec, &proc).step("writing sysctls")?;
     set_hostname(spec).step("setting the hostname")?;
     rootfs::finalize(spec, null_tree.as_fd()).step("masking and read-only paths")?;

@@ -31,8 +31,14 @@ const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
-/// A private, checked procfs root for the calling process's pid namespace.
+/// A private, checked procfs root for the calling process's pid namespace,
+/// opened on first use: most containers write nothing to procfs, and a new
+/// procfs instance costs a superblock on every start.
 pub struct ProcRoot {
+    opened: std::cell::OnceCell<Opened>,
+}
+
+struct Opened {
     root: OwnedFd,
     pid: i32,
 }
@@ -42,9 +48,43 @@ fn sys_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
 }
 
 impl ProcRoot {
-    /// Opens and checks the handle. The caller must be in the pid
-    /// namespace whose processes it will name (after the second fork).
+    /// The handle, opened and checked at its first read or write. The
+    /// caller must be in the pid namespace whose processes it will name
+    /// (after the second fork) and keep the handle on one thread.
+    pub fn lazy() -> ProcRoot {
+        ProcRoot {
+            opened: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Opens and checks the handle now.
     pub fn open() -> Result<ProcRoot> {
+        let p = ProcRoot::lazy();
+        p.opened()?;
+        Ok(p)
+    }
+
+    fn opened(&self) -> Result<&Opened> {
+        if let Some(o) = self.opened.get() {
+            return Ok(o);
+        }
+        let o = Opened::open()?;
+        Ok(self.opened.get_or_init(|| o))
+    }
+
+    /// Writes `value` to `/proc/{rel}` in one write(2), as procfs wants.
+    pub fn write(&self, rel: &str, value: &str) -> Result<()> {
+        self.opened()?.write(rel, value)
+    }
+
+    /// Reads `/proc/{rel}`.
+    pub fn read(&self, rel: &str) -> Result<String> {
+        self.opened()?.read(rel)
+    }
+}
+
+impl Opened {
+    fn open() -> Result<Opened> {
         let root = match sys::new_detached_mount(
             c"proc",
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
@@ -73,7 +113,7 @@ impl ProcRoot {
                 "the procfs the runtime opened is not the real procfs of its pid namespace: {p}"
             )));
         }
-        Ok(ProcRoot { root, pid })
+        Ok(Opened { root, pid })
     }
 
     /// Opens `rel` (`sys/kernel/domainname`, `self/oom_score_adj`) below
@@ -100,15 +140,13 @@ impl ProcRoot {
         Ok(std::fs::File::from(fd))
     }
 
-    /// Writes `value` to `/proc/{rel}` in one write(2), as procfs wants.
-    pub fn write(&self, rel: &str, value: &str) -> Result<()> {
+    fn write(&self, rel: &str, value: &str) -> Result<()> {
         let mut f = self.open_file(rel, libc::O_WRONLY)?;
         f.write_all(value.as_bytes())
             .map_err(sys_err(format!("writing {value:?} to /proc/{rel}")))
     }
 
-    /// Reads `/proc/{rel}`.
-    pub fn read(&self, rel: &str) -> Result<String> {
+    fn read(&self, rel: &str) -> Result<String> {
         let mut text = String::new();
         self.open_file(rel, libc::O_RDONLY)?
             .read_to_string(&mut text)
