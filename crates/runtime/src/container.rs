@@ -94,9 +94,9 @@ impl Runtime {
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
         crate::id::validate(id)?;
         let bundle = config::load(&opts.bundle)?;
-        preflight(&bundle)?;
+        let filter = preflight(&bundle)?;
         let dir = StateDir::claim(&self.root, id)?;
-        match self.create_in(id, &dir, &bundle, opts) {
+        match self.create_in(id, &dir, &bundle, opts, filter) {
             Ok(c) => Ok(c),
             Err(e) => {
                 let _ = dir.remove();
@@ -111,6 +111,7 @@ impl Runtime {
         dir: &StateDir,
         bundle: &Bundle,
         opts: &CreateOptions,
+        filter: Option<crate::seccomp::Filter>,
     ) -> Result<Created> {
         let spec = &bundle.spec;
         let linux = spec.linux().as_ref().expect("validated");
@@ -150,6 +151,7 @@ impl Runtime {
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
+                    filter,
                 })
             }
             sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -467,8 +469,10 @@ fn send_idmapped_mounts(ch: &channel::Channel, bundle: &Bundle, child: i32) -> R
     Ok(())
 }
 
-/// Checks against the host that need no side effects: rlimits, LSM fields.
-fn preflight(bundle: &Bundle) -> Result<()> {
+/// Checks against the host that need no side effects: rlimits, LSM
+/// fields, the seccomp filter — compiled here once; the init, a copy of
+/// this process, loads the same program.
+fn preflight(bundle: &Bundle) -> Result<Option<crate::seccomp::Filter>> {
     let p = bundle.spec.process().as_ref().expect("validated");
     crate::process::check_rlimits(p.rlimits().as_deref().unwrap_or_default())?;
     if p.apparmor_profile()
@@ -507,10 +511,10 @@ fn preflight(bundle: &Bundle) -> Result<()> {
             ));
         }
         if let Some(s) = l.seccomp() {
-            crate::seccomp::compile(s)?;
+            return crate::seccomp::compile(s).map(Some);
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Kills what `create` started if it fails midway.

@@ -30,6 +30,8 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// The seccomp filter, compiled by the parent (`linux.seccomp`).
+    pub filter: Option<seccomp::Filter>,
 }
 
 /// A failure in a named step.
@@ -282,7 +284,7 @@ pub(crate) fn take_identity(
     Ok(())
 }
 
-fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepError> {
+fn run(mut a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepError> {
     let ch = a.channel;
     let spec = &a.bundle.spec;
     let process = spec.process().as_ref().expect("validated");
@@ -398,10 +400,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<std::convert::Infallible, StepErr
     let null_tree = mounts::clone_tree(Path::new(&paths::fd_path(&null)), false)
         .step("taking the host's /dev/null")?;
     let seccomp_spec = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let filter = seccomp_spec
-        .map(seccomp::compile)
-        .transpose()
-        .step("compiling the seccomp filter")?;
+    let filter = a.filter.take();
     // Only a filter with SCMP_ACT_NOTIFY rules has a listener to reach
     // (runc ignores listenerPath otherwise).
     let listener = seccomp_spec
