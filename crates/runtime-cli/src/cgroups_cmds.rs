@@ -162,9 +162,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// One JSON line in one write: a reader never sees half a line (stdout's
+/// line buffer would flush a long document in pieces).
 fn emit(out: &mut impl Write, e: &Event) -> Result<()> {
-    serde_json::to_writer(&mut *out, e)?;
-    out.write_all(b"\n")?;
+    let mut line = serde_json::to_vec(e)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
     out.flush()?;
     Ok(())
 }
