@@ -99,6 +99,20 @@ fn memory_in_tmpfs(b: &Instance, name: &str, runtime: &[&str]) {
     ]);
     b.ok(&args);
     assert!(b.until(30, || b.ok(&["logs", name]).contains("ready")));
+    // --memory alone: as much swap again, as Docker (swap is accounted
+    // here: cgroup v1 with memsw, or v2).
+    assert_eq!(
+        b.inspect(name, "{{.HostConfig.MemorySwap}}"),
+        (512 * MIB).to_string()
+    );
+    let (version, mem) = cgroup_dir(b, name, "memory");
+    match version {
+        CgroupVersion::V1 => assert_eq!(
+            read(&mem, "memory.memsw.limit_in_bytes"),
+            (512 * MIB).to_string()
+        ),
+        CgroupVersion::V2 => assert_eq!(read(&mem, "memory.swap.max"), (256 * MIB).to_string()),
+    }
     let v = stats_json(b, name);
     let (used, limit) = pair(&v, "MemUsage");
     assert!(used >= 64 * MIB, "{v}");

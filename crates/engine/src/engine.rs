@@ -329,6 +329,12 @@ impl Engine {
         let mut config = config;
         let (_, img) = self.images()?.read_image(&image_id)?;
         apply_image_defaults(&mut config, &img.config.unwrap_or_default());
+        // Recorded as Docker does, so inspect shows the limit in force.
+        config.memory_swap = crate::spec::swap_limit(
+            config.memory,
+            config.memory_swap,
+            crate::spec::host_swap_accounting(),
+        );
         let id = random_id();
         let name = match name {
             Some(n) => {
@@ -733,6 +739,7 @@ impl Engine {
             netns,
             seccomp,
             host_caps: crate::spec::host_bounding_set(),
+            swap_accounting: crate::spec::host_swap_accounting(),
             init,
         };
         let spec = crate::spec::build(&input)?;

@@ -120,6 +120,9 @@ pub struct SpecInput<'a> {
     /// The caller's bounding set (bit n = capability n): capabilities
     /// outside it cannot be granted, even to `--privileged`.
     pub host_caps: u64,
+    /// The host accounts swap per cgroup (Docker then gives `--memory`
+    /// alone as much swap again).
+    pub swap_accounting: bool,
     /// With `--init`: the host path of the reaper binary, which then runs
     /// as pid 1 in front of the command (see [`crate::init`]).
     pub init: Option<String>,
@@ -220,7 +223,36 @@ pub fn cgroups_path(id: &str) -> String {
 }
 
 /// `--memory`, `--cpus`, … as `linux.resources`.
-pub fn resources(config: &ContainerConfig, devices: &[ResolvedDevice]) -> Value {
+/// The memory+swap limit, as Docker sets it: `--memory-swap` when given
+/// (-1: unlimited; 0 means unset), else twice `--memory` where the host
+/// accounts swap per cgroup (so the container may swap as much as its
+/// memory limit), else none.
+pub fn swap_limit(memory: Option<i64>, memory_swap: Option<i64>, accounting: bool) -> Option<i64> {
+    match (memory, memory_swap.filter(|s| *s != 0)) {
+        (_, Some(s)) => Some(s),
+        (Some(m), None) if accounting && m > 0 => Some(m.saturating_mul(2)),
+        _ => None,
+    }
+}
+
+/// Whether the host accounts swap per cgroup: cgroup v1's
+/// memory.memsw.* files exist; on v2 it is always on unless the kernel
+/// was booted with `swapaccount=0`.
+pub fn host_swap_accounting() -> bool {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        && !std::fs::read_to_string("/proc/cmdline")
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|w| w == "swapaccount=0");
+    v1 || v2
+}
+
+pub fn resources(
+    config: &ContainerConfig,
+    devices: &[ResolvedDevice],
+    swap_accounting: bool,
+) -> Value {
     let mut r = serde_json::Map::new();
     let mut dev_rules = vec![json!({"allow": !config.privileged, "access": "rwm"})];
     if !config.privileged {
@@ -252,7 +284,7 @@ pub fn resources(config: &ContainerConfig, devices: &[ResolvedDevice]) -> Value 
     if let Some(m) = config.memory {
         mem.insert("limit".into(), json!(m));
     }
-    if let Some(s) = config.memory_swap {
+    if let Some(s) = swap_limit(config.memory, config.memory_swap, swap_accounting) {
         mem.insert("swap".into(), json!(s));
     }
     if !mem.is_empty() {
@@ -441,7 +473,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
     let mut linux = json!({
         "cgroupsPath": cgroups_path(input.id),
         "namespaces": namespaces,
-        "resources": resources(c, &input.devices),
+        "resources": resources(c, &input.devices, input.swap_accounting),
         "devices": devices,
     });
     if let Some(map) = c.userns.map() {
@@ -679,6 +711,7 @@ mod tests {
             netns: None,
             seccomp: None,
             host_caps: u64::MAX,
+            swap_accounting: true,
             init: None,
         };
         let spec = build(&input).unwrap();
@@ -721,6 +754,7 @@ mod tests {
             netns: None,
             seccomp: None,
             host_caps: u64::MAX,
+            swap_accounting: true,
             init: None,
         }
     }
@@ -795,6 +829,17 @@ mod tests {
         .unwrap();
         assert!(v["linux"].get("uidMappings").is_none());
         assert_eq!(sys(&v)["type"], "sysfs");
+    }
+
+    #[test]
+    fn swap_follows_docker() {
+        let m = 64 << 20;
+        assert_eq!(swap_limit(Some(m), None, true), Some(2 * m));
+        assert_eq!(swap_limit(Some(m), None, false), None);
+        assert_eq!(swap_limit(Some(m), Some(m), true), Some(m));
+        assert_eq!(swap_limit(Some(m), Some(-1), true), Some(-1));
+        assert_eq!(swap_limit(Some(m), Some(0), true), Some(2 * m));
+        assert_eq!(swap_limit(None, None, true), None);
     }
 
     #[test]
