@@ -427,21 +427,6 @@ pub struct StatsRow {
     pub sample: berth_engine::stats::Sample,
 }
 
-pub fn bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.2}{}", units[i])
-    }
-}
-
 /// `n` scaled by `base` into `units`, with `digits` significant digits and
 /// no trailing zeros (Go's `%.Ng`, as Docker's go-units prints sizes).
 fn significant(n: u64, base: f64, units: &[&str], digits: usize) -> String {
@@ -470,6 +455,12 @@ fn significant(n: u64, base: f64, units: &[&str], digits: usize) -> String {
 /// (`64.25MiB`, `32MiB`).
 pub fn mem_size(n: u64) -> String {
     significant(n, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 4)
+}
+
+/// Disk use as `docker system df` shows it: decimal units, 4 significant
+/// digits (`1.078GB`).
+pub fn disk_size(n: u64) -> String {
+    significant(n, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 4)
 }
 
 /// Network and block I/O as `docker stats` shows them: decimal units,
@@ -570,7 +561,9 @@ mod tests {
             ]),
             "A      B\nlong   x\n"
         );
-        assert_eq!(bytes(1536), "1.50KiB");
+        assert_eq!(disk_size(1_078_000_000), "1.078GB");
+        assert_eq!(disk_size(1536), "1.536kB");
+        assert_eq!(disk_size(0), "0B");
     }
 
     #[test]

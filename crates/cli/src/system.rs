@@ -311,19 +311,19 @@ pub fn run(root: &Path, c: SystemCmd) -> Result<u8> {
                         .filter(|i| i.containers > 0)
                         .count()
                         .to_string(),
-                    format::bytes(isize),
+                    format::disk_size(isize),
                 ],
                 vec![
                     "Containers".into(),
                     list.len().to_string(),
                     active_c.to_string(),
-                    format::bytes(csize),
+                    format::disk_size(csize),
                 ],
                 vec![
                     "Local Volumes".into(),
                     vols.len().to_string(),
                     active_v.to_string(),
-                    format::bytes(vsize),
+                    format::disk_size(vsize),
                 ],
             ];
             print!("{}", format::table(&rows));
