@@ -108,6 +108,39 @@ fn podman_run_rm() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello\npid=1\n");
 }
 
+/// Podman's idmapped volumes reach berth-runtime as the `idmap` and
+/// `idmap=uids=…;gids=…` mount options (crun's syntax): a root-owned host
+/// file shows as the container's root, or with the volume's own mapping.
+#[test]
+fn podman_idmapped_volumes() {
+    let Some(img) = PodmanImage::new() else {
+        return;
+    };
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("f"), "x").unwrap();
+    let stat = |opt: &str| {
+        let v = format!("{}:/v:{opt}", vol.path().display());
+        let o = img.podman(&img.run_args(
+            &[
+                "--rm",
+                "--uidmap",
+                "0:100000:65536",
+                "--gidmap",
+                "0:100000:65536",
+                "-v",
+                &v,
+            ],
+            &["stat", "-c", "%u:%g", "/v/f"],
+        ));
+        assert!(o.status.success(), "{opt}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(stat("idmap"), "0:0");
+    assert_eq!(stat("idmap=uids=0-100007-1;gids=0-100009-1"), "7:9");
+    // Without idmap the host's root is unmapped in the container.
+    assert_eq!(stat("rw"), "65534:65534");
+}
+
 #[test]
 fn podman_run_it_through_a_pty() {
     let Some(img) = PodmanImage::new() else {

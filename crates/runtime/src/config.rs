@@ -189,19 +189,30 @@ fn validate_process(p: &oci_spec::runtime::Process) -> std::result::Result<(), S
 fn check_mount_maps(m: &oci_spec::runtime::Mount, new_user: bool) -> Result<(), String> {
     let uid = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty());
     let gid = m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
-    if !uid && !gid {
+    let dest = m.destination().display();
+    let opts = crate::mounts::parse_options(m.options().as_deref().unwrap_or_default());
+    if let Some(value) = &opts.idmap_value {
+        crate::mounts::parse_idmap_value(value).map_err(|e| format!("mount {dest}: {e}"))?;
+        if uid || gid {
+            return Err(format!(
+                "mount {dest}: give the mapping either as uidMappings/gidMappings or in the idmap= option, not both"
+            ));
+        }
+    }
+    if !opts.idmap {
+        if uid || gid {
+            return Err(format!(
+                "mount {dest}: uidMappings/gidMappings need the idmap or ridmap option"
+            ));
+        }
         return Ok(());
     }
-    let dest = m.destination().display();
+    if !uid && !gid && opts.idmap_value.is_none() {
+        return Ok(());
+    }
     if uid != gid {
         return Err(format!(
             "mount {dest}: uidMappings and gidMappings must be given together"
-        ));
-    }
-    let opts = m.options().as_deref().unwrap_or_default();
-    if !opts.iter().any(|o| o == "idmap" || o == "ridmap") {
-        return Err(format!(
-            "mount {dest}: uidMappings/gidMappings need the idmap or ridmap option"
         ));
     }
     if !new_user {

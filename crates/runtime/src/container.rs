@@ -427,8 +427,17 @@ fn send_idmapped_mounts(ch: &channel::Channel, bundle: &Bundle, child: i32) -> R
             continue;
         }
         // The mount's own maps (runtime-spec 1.1) or the container's.
-        let own_ns = match (m.uid_mappings(), m.gid_mappings()) {
-            (Some(u), Some(g)) if !u.is_empty() => Some(namespaces::detached_user_namespace(u, g)?),
+        let own_ns = match (m.uid_mappings(), m.gid_mappings(), &opts.idmap_value) {
+            (Some(u), Some(g), _) if !u.is_empty() => {
+                Some(namespaces::detached_user_namespace(u, g)?)
+            }
+            (_, _, Some(value)) => {
+                let (u, g) = crate::mounts::parse_idmap_value(value).map_err(Error::Other)?;
+                Some(namespaces::detached_user_namespace(
+                    &idmap_ranges(&u),
+                    &idmap_ranges(&g),
+                )?)
+            }
             _ => None,
         };
         if own_ns.is_none() && userns.is_none() {
@@ -467,6 +476,21 @@ fn send_idmapped_mounts(ch: &channel::Channel, bundle: &Bundle, child: i32) -> R
         ch.send_with_fd(&ToChild::IdmappedMount { index }, Some(tree.as_raw_fd()))?;
     }
     Ok(())
+}
+
+/// crun's `idmap=` triplets as OCI id mappings (the same three numbers:
+/// the id inside the mapping's namespace, the host id, the size).
+fn idmap_ranges(r: &[crate::mounts::IdmapRange]) -> Vec<oci_spec::runtime::LinuxIdMapping> {
+    r.iter()
+        .map(|&(fs, host, size)| {
+            oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(fs)
+                .host_id(host)
+                .size(size)
+                .build()
+                .expect("all fields set")
+        })
+        .collect()
 }
 
 /// Checks against the host that need no side effects: rlimits, LSM

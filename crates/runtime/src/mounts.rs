@@ -48,6 +48,9 @@ pub struct Options {
     pub data: Vec<String>,
     /// `idmap`/`ridmap`: an idmapped bind mount using the container's maps.
     pub idmap: bool,
+    /// The value of `idmap=…`/`ridmap=…` (crun's and Podman's syntax for a
+    /// mapping of the mount's own, see [`parse_idmap_value`]).
+    pub idmap_value: Option<String>,
     /// `tmpcopyup`: copy the image's content at the destination into the new tmpfs.
     pub tmpcopyup: bool,
 }
@@ -64,6 +67,7 @@ impl Default for Options {
             propagation: vec![],
             data: vec![],
             idmap: false,
+            idmap_value: None,
             tmpcopyup: false,
         }
     }
@@ -157,6 +161,13 @@ pub fn parse_options(opts: &[String]) -> Options {
             "idmap" | "ridmap" => {
                 o.idmap = true;
                 o.attr_recursive |= opt == "ridmap";
+                continue;
+            }
+            v if v.starts_with("idmap=") || v.starts_with("ridmap=") => {
+                let (name, value) = v.split_once('=').expect("has =");
+                o.idmap = true;
+                o.attr_recursive |= name == "ridmap";
+                o.idmap_value = Some(value.to_string());
                 continue;
             }
             "tmpcopyup" => {
@@ -429,9 +440,86 @@ pub fn bind_source(bundle: &Path, source: &Path) -> PathBuf {
     }
 }
 
+/// One range of an idmapped mount: `size` ids from `fs` on the backing
+/// filesystem appear as the ids from `host` (a user namespace map line).
+pub type IdmapRange = (u32, u32, u32);
+
+/// Parses the value of crun's and Podman's `idmap=` mount option,
+/// `uids=0-1-10#10-11-10;gids=0-100-10`: for each `FS-HOST-SIZE` triplet,
+/// `SIZE` ids from `FS` on the backing filesystem are host ids from `HOST`;
+/// `#` separates ranges. Both `uids` and `gids` are needed. Podman's
+/// relative form (`@` prefix) is refused.
+pub fn parse_idmap_value(
+    value: &str,
+) -> std::result::Result<(Vec<IdmapRange>, Vec<IdmapRange>), String> {
+    let mut uids = None;
+    let mut gids = None;
+    for part in value.split(';').filter(|p| !p.is_empty()) {
+        let (key, ranges) = part
+            .split_once('=')
+            .ok_or_else(|| format!("idmap={value}: {part:?} is not uids=… or gids=…"))?;
+        let parsed = ranges
+            .split('#')
+            .map(|r| parse_idmap_range(r).map_err(|e| format!("idmap={value}: {e}")))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        match key {
+            "uids" => uids = Some(parsed),
+            "gids" => gids = Some(parsed),
+            _ => return Err(format!("idmap={value}: unknown key {key:?} (uids, gids)")),
+        }
+    }
+    match (uids, gids) {
+        (Some(u), Some(g)) => Ok((u, g)),
+        _ => Err(format!("idmap={value}: both uids= and gids= are needed")),
+    }
+}
+
+fn parse_idmap_range(r: &str) -> std::result::Result<IdmapRange, String> {
+    if r.starts_with('@') {
+        return Err(format!("{r:?}: relative (@) mappings are not supported"));
+    }
+    let n: Vec<&str> = r.split('-').collect();
+    let num = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| format!("{r:?}: {s:?} is not a number (want FS-HOST-SIZE)"))
+    };
+    match n.as_slice() {
+        [fs, host, size] => {
+            let size = num(size)?;
+            if size == 0 {
+                return Err(format!("{r:?}: the size must not be 0"));
+            }
+            Ok((num(fs)?, num(host)?, size))
+        }
+        _ => Err(format!("{r:?}: want FS-HOST-SIZE")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crun_idmap_values_parse() {
+        assert_eq!(
+            parse_idmap_value("uids=0-1-10#10-11-10;gids=0-100-10"),
+            Ok((vec![(0, 1, 10), (10, 11, 10)], vec![(0, 100, 10)]))
+        );
+        for bad in [
+            "uids=0-1-10",
+            "uids=0-1;gids=0-1-1",
+            "uids=0-1-0;gids=0-1-1",
+            "uids=@0-1-1;gids=0-1-1",
+            "users=0-1-1;gids=0-1-1",
+            "uids=a-1-1;gids=0-1-1",
+        ] {
+            assert!(parse_idmap_value(bad).is_err(), "{bad}");
+        }
+        let o = parse_options(&["rbind".into(), "ridmap=uids=0-5-1;gids=0-6-1".into()]);
+        assert!(o.idmap && o.attr_recursive && o.bind);
+        assert_eq!(o.idmap_value.as_deref(), Some("uids=0-5-1;gids=0-6-1"));
+        assert!(o.data.is_empty());
+    }
 
     fn p(opts: &[&str]) -> Options {
         parse_options(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
