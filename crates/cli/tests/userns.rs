@@ -102,6 +102,59 @@ fn exec_joins_a_user_namespaced_container_on_a_bridge_network() {
     assert_eq!(words, ["0", "0", "400000", "65536", "1"], "{out}");
 }
 
+/// The engine's network namespace belongs to the host's user namespace,
+/// where the container's root has no CAP_NET_BIND_SERVICE: port 80 binds
+/// only because every container netns lets any user bind low ports (as
+/// Docker sets it). Served through a published port on loopback.
+#[test]
+fn mapped_root_serves_port_80_through_a_published_port() {
+    let Some(b) = Instance::new() else { return };
+    let port = 21000 + (std::process::id() % 20000) as u16;
+    let publish = format!("127.0.0.1:{port}:80");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--uidmap",
+        MAP,
+        "-p",
+        &publish,
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www; echo hi-from-userns > /www/index.html; httpd -f -p 80 -h /www",
+    ]);
+    let url = format!("http://127.0.0.1:{port}/");
+    let served = b.until(10, || {
+        std::process::Command::new("busybox")
+            .args(["wget", "-qO-", &url])
+            .output()
+            .is_ok_and(|o| o.stdout == b"hi-from-userns\n")
+    });
+    assert!(served, "logs: {}", b.ok(&["logs", "web"]));
+    // The knobs, in the engine's namespace and in one the runtime makes.
+    let knobs =
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range";
+    // Seen from the host: inside, host gids outside the map read 65534.
+    let pid = b.inspect("web", "{{.State.Pid}}");
+    let o = std::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["sh", "-c", knobs])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "2147483647"]
+    );
+    let out = run(&b, &["--uidmap", MAP], knobs);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "65535"]
+    );
+}
+
 #[test]
 fn changes_are_stored_with_the_containers_ids_and_commit_unshifted() {
     let Some(b) = Instance::new() else { return };

@@ -470,7 +470,33 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         .iter()
         .map(|d| json!({"path": d.path, "type": d.kind, "major": d.major, "minor": d.minor, "fileMode": d.mode, "uid": 0, "gid": 0}))
         .collect();
+    // A network namespace the runtime makes gets what the engine's own
+    // get (berth_net::sysctl::CONTAINER_NETNS), as Docker does.
+    let sysctl: serde_json::Map<String, Value> = match input.netns {
+        None => berth_net::sysctl::CONTAINER_NETNS
+            .iter()
+            .map(|(k, v)| {
+                let v = match (*k, c.userns.map()) {
+                    // Written from inside a user namespace, the range must
+                    // be gids that namespace maps (EINVAL otherwise).
+                    ("net/ipv4/ping_group_range", Some(map)) => {
+                        let last = map
+                            .gids
+                            .iter()
+                            .map(|r| u64::from(r.container) + u64::from(r.size) - 1)
+                            .max()
+                            .unwrap_or(0);
+                        format!("0 {last}")
+                    }
+                    _ => v.to_string(),
+                };
+                (k.replace('/', "."), json!(v))
+            })
+            .collect(),
+        Some(_) => serde_json::Map::new(),
+    };
     let mut linux = json!({
+        "sysctl": sysctl,
         "cgroupsPath": cgroups_path(input.id),
         "namespaces": namespaces,
         "resources": resources(c, &input.devices, input.swap_accounting),
@@ -803,6 +829,11 @@ mod tests {
         );
         assert_eq!(v["linux"]["gidMappings"][0]["hostID"], 200000);
         assert_eq!(sys(&v)["type"], "sysfs");
+        assert_eq!(
+            v["linux"]["sysctl"],
+            json!({"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 65535"}),
+            "gids the user namespace maps"
+        );
         // The engine's network namespace: the host's /sys, bound read-only.
         let joined = SpecInput {
             netns: Some("/run/netns/x".into()),
@@ -829,6 +860,16 @@ mod tests {
         .unwrap();
         assert!(v["linux"].get("uidMappings").is_none());
         assert_eq!(sys(&v)["type"], "sysfs");
+        assert_eq!(
+            v["linux"]["sysctl"],
+            json!({}),
+            "the engine set up that namespace"
+        );
+        let v = serde_json::to_value(build(&input(&plain, &img)).unwrap()).unwrap();
+        assert_eq!(
+            v["linux"]["sysctl"]["net.ipv4.ping_group_range"],
+            "0 2147483647"
+        );
     }
 
     #[test]

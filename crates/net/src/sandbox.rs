@@ -85,7 +85,8 @@ pub fn create(run_dir: &Path, id: &str) -> Result<PathBuf> {
             op: "find lo".into(),
             source: io::Error::from(io::ErrorKind::NotFound),
         })?;
-        nl.set_up(lo)
+        nl.set_up(lo)?;
+        crate::sysctl::configure_container_netns()
     })
     .join()
     .map_err(|_| NetError::Io {

@@ -41,3 +41,27 @@ pub fn configure_bridge(bridge: &str, forwarding: bool) -> Result<()> {
 pub fn set_hairpin(port: &str) -> Result<()> {
     write(&format!("/sys/class/net/{port}/brport/hairpin_mode"), "1")
 }
+
+/// What every container's own network namespace gets, as Docker sets it:
+/// any user may bind ports below 1024 and open ICMP echo ("ping")
+/// sockets. For a container in a user namespace of its own this is what
+/// lets its root bind port 80 at all: the engine's namespace is owned by
+/// the host's user namespace, where that root has no CAP_NET_BIND_SERVICE.
+/// (ip-sysctl.rst: `ip_unprivileged_port_start`, `ping_group_range`.)
+pub const CONTAINER_NETNS: [(&str, &str); 2] = [
+    ("net/ipv4/ip_unprivileged_port_start", "0"),
+    ("net/ipv4/ping_group_range", "0 2147483647"),
+];
+
+/// Writes [`CONTAINER_NETNS`] for the calling thread's network namespace
+/// (/proc/sys/net follows the namespace of the task that opens it).
+/// Kernels without a knob (before 4.11 for the port one) are skipped.
+pub fn configure_container_netns() -> Result<()> {
+    for (key, value) in CONTAINER_NETNS {
+        let path = format!("/proc/sys/{key}");
+        if std::path::Path::new(&path).exists() {
+            write(&path, value)?;
+        }
+    }
+    Ok(())
+}
