@@ -10,23 +10,21 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::model::ContainerConfig;
 
-/// Docker's default capability set.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// Docker's default capability set, as the runtime ships it
+/// (crates/runtime/profiles/capabilities-default.txt), by name.
+pub fn default_caps() -> Vec<String> {
+    berth_runtime::profiles::default_capabilities()
+        .iter()
+        .map(|c| {
+            let name = c.to_string();
+            if name.starts_with("CAP_") {
+                name
+            } else {
+                format!("CAP_{name}")
+            }
+        })
+        .collect()
+}
 
 /// Every capability (for `--privileged` and `--cap-add ALL`), up to CAP_CHECKPOINT_RESTORE.
 pub const ALL_CAPS: [&str; 41] = [
@@ -183,7 +181,7 @@ pub fn capabilities(config: &ContainerConfig) -> Result<Vec<String>> {
     if config.privileged {
         return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
     }
-    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    let mut caps = default_caps();
     for c in &config.cap_add {
         let c = norm(c);
         if c == "CAP_ALL" {
@@ -870,6 +868,15 @@ mod tests {
             v["linux"]["sysctl"]["net.ipv4.ping_group_range"],
             "0 2147483647"
         );
+    }
+
+    #[test]
+    fn default_caps_are_dockers_fourteen() {
+        let caps = default_caps();
+        assert_eq!(caps.len(), 14, "{caps:?}");
+        assert!(caps.iter().all(|c| c.starts_with("CAP_")), "{caps:?}");
+        assert!(caps.contains(&"CAP_NET_BIND_SERVICE".to_string()));
+        assert!(!caps.contains(&"CAP_SYS_ADMIN".to_string()));
     }
 
     #[test]

@@ -16,25 +16,6 @@ use serde_json::{Value, json};
 use super::inroot::Root;
 use super::users;
 
-/// Docker's default capabilities
-/// (<https://docs.docker.com/engine/containers/run/#runtime-privilege-and-linux-capabilities>).
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How much of a failing step's output its error repeats.
@@ -54,7 +35,7 @@ pub fn run_spec(
     if !env.iter().any(|(k, _)| k == "PATH") {
         envs.insert(0, format!("PATH={DEFAULT_PATH}"));
     }
-    let caps = json!(DEFAULT_CAPS);
+    let caps = json!(crate::spec::default_caps());
     json!({
         "ociVersion": "1.0.2",
         "process": {
