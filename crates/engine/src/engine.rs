@@ -1880,38 +1880,7 @@ pub fn block_signals() -> Result<nix::sys::signalfd::SignalFd> {
 }
 
 /// The terminal in raw mode while a `-t` container is attached.
-pub struct RawMode(Option<nix::sys::termios::Termios>);
-
-impl RawMode {
-    pub fn enter() -> RawMode {
-        use std::os::fd::AsFd;
-        let stdin = std::io::stdin();
-        let saved = nix::sys::termios::tcgetattr(stdin.as_fd()).ok();
-        if let Some(t) = &saved {
-            let mut raw = t.clone();
-            nix::sys::termios::cfmakeraw(&mut raw);
-            let _ = nix::sys::termios::tcsetattr(
-                stdin.as_fd(),
-                nix::sys::termios::SetArg::TCSANOW,
-                &raw,
-            );
-        }
-        RawMode(saved)
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        use std::os::fd::AsFd;
-        if let Some(t) = &self.0 {
-            let _ = nix::sys::termios::tcsetattr(
-                std::io::stdin().as_fd(),
-                nix::sys::termios::SetArg::TCSANOW,
-                t,
-            );
-        }
-    }
-}
+pub use berth_runtime::tty::RawMode;
 
 impl Engine {
     /// The container's filesystem for `cp`: `/proc/PID/root` of a running

@@ -511,26 +511,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         linux["gidMappings"] = json!(oci(&map.gids));
     }
     if !c.privileged {
-        linux["maskedPaths"] = json!([
-            "/proc/acpi",
-            "/proc/asound",
-            "/proc/kcore",
-            "/proc/keys",
-            "/proc/latency_stats",
-            "/proc/timer_list",
-            "/proc/timer_stats",
-            "/proc/sched_debug",
-            "/sys/firmware",
-            "/proc/scsi",
-            "/sys/devices/virtual/powercap"
-        ]);
-        linux["readonlyPaths"] = json!([
-            "/proc/bus",
-            "/proc/fs",
-            "/proc/irq",
-            "/proc/sys",
-            "/proc/sysrq-trigger"
-        ]);
+        linux["maskedPaths"] = json!(berth_runtime::profiles::DEFAULT_MASKED_PATHS);
+        linux["readonlyPaths"] = json!(berth_runtime::profiles::DEFAULT_READONLY_PATHS);
         if let Some(s) = &input.seccomp
             && !c.seccomp_unconfined
         {

@@ -63,38 +63,7 @@ pub fn block_signals() -> Result<SignalFd> {
     Ok(SignalFd::new(&mask)?)
 }
 
-struct RawMode {
-    saved: Option<nix::sys::termios::Termios>,
-}
-
-impl RawMode {
-    fn enter() -> Self {
-        let stdin = std::io::stdin();
-        let saved = nix::sys::termios::tcgetattr(stdin.as_fd()).ok();
-        if let Some(t) = &saved {
-            let mut raw = t.clone();
-            nix::sys::termios::cfmakeraw(&mut raw);
-            let _ = nix::sys::termios::tcsetattr(
-                stdin.as_fd(),
-                nix::sys::termios::SetArg::TCSANOW,
-                &raw,
-            );
-        }
-        Self { saved }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(t) = &self.saved {
-            let _ = nix::sys::termios::tcsetattr(
-                std::io::stdin().as_fd(),
-                nix::sys::termios::SetArg::TCSANOW,
-                t,
-            );
-        }
-    }
-}
+use berth_runtime::tty::RawMode;
 
 pub fn supervise(
     pidfd: &OwnedFd,

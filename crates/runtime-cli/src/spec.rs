@@ -8,32 +8,6 @@ use serde_json::{Value, json};
 
 const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
-pub fn masked_paths() -> Vec<&'static str> {
-    vec![
-        "/proc/acpi",
-        "/proc/asound",
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/proc/sched_debug",
-        "/sys/firmware",
-        "/proc/scsi",
-        "/sys/devices/virtual/powercap",
-    ]
-}
-
-pub fn readonly_paths() -> Vec<&'static str> {
-    vec![
-        "/proc/bus",
-        "/proc/fs",
-        "/proc/irq",
-        "/proc/sys",
-        "/proc/sysrq-trigger",
-    ]
-}
-
 /// The default config: a shell in a busybox-like rootfs, with a terminal.
 pub fn default_spec(rootless: bool) -> Value {
     let mut spec = json!({
@@ -64,8 +38,8 @@ pub fn default_spec(rootless: bool) -> Value {
         "linux": {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-            "maskedPaths": masked_paths(),
-            "readonlyPaths": readonly_paths()
+            "maskedPaths": berth_runtime::profiles::DEFAULT_MASKED_PATHS,
+            "readonlyPaths": berth_runtime::profiles::DEFAULT_READONLY_PATHS
         }
     });
     if rootless {

@@ -24,6 +24,31 @@ pub const SECCOMP_DEFAULT_JSON: &str = include_str!("../profiles/seccomp-default
 /// The default capability list, as shipped (one per line, `#` comments).
 pub const CAPABILITIES_DEFAULT_TXT: &str = include_str!("../profiles/capabilities-default.txt");
 
+/// Paths masked in every unprivileged container (runc's and Docker's
+/// list): files with /dev/null, directories with an empty read-only tmpfs.
+pub const DEFAULT_MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths made read-only in every unprivileged container.
+pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// One rule of the profile: an OCI syscall rule plus the conditions under
 /// which it applies.
 #[derive(Debug, Clone, Deserialize)]

@@ -79,3 +79,38 @@ pub fn get_size(fd: i32) -> Option<(u16, u16)> {
     // SAFETY: TIOCGWINSZ writes into a winsize we own.
     (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0).then_some((ws.ws_row, ws.ws_col))
 }
+
+/// The caller's terminal (stdin) in raw mode while a container's terminal
+/// is attached to it, restored on drop. Not a terminal: nothing happens.
+pub struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    pub fn enter() -> RawMode {
+        use std::os::fd::AsFd;
+        let stdin = std::io::stdin();
+        let saved = nix::sys::termios::tcgetattr(stdin.as_fd()).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            nix::sys::termios::cfmakeraw(&mut raw);
+            let _ = nix::sys::termios::tcsetattr(
+                stdin.as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                &raw,
+            );
+        }
+        RawMode(saved)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        if let Some(t) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin().as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
