@@ -163,7 +163,7 @@ pub struct CreateArgs {
 pub enum Commands {
     /// Create and start a container.
     #[command(
-        after_help = "Examples:\n  berth run --rm busybox echo hello\n  berth run -it busybox sh\n  berth run -d --name web --restart on-failure:3 busybox httpd -f -p 80\n  berth run --rm -v data:/data -e A=1 busybox sh -c 'echo $A > /data/a'"
+        after_help = "Examples:\n  berth run --rm busybox echo hello\n  berth run -it busybox sh\n  berth run -d --name web --restart on-failure:3 busybox httpd -f -p 80\n  berth run --rm -v data:/data -e A=1 busybox sh -c 'echo $A > /data/a'\n  berth run --rm --init --memory 64m --cpus 0.5 busybox sh -c 'sleep 1 & wait'\n  berth run --rm --uidmap 0:100000:65536 busybox id"
     )]
     Run(CreateArgs),
     /// Create a container without starting it.
