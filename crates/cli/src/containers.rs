@@ -45,6 +45,7 @@ pub struct CreateArgs {
     /// User (name|uid[:group|gid]).
     #[arg(short, long)]
     pub user: Option<String>,
+    /// The container's hostname (default: its short id).
     #[arg(long)]
     pub hostname: Option<String>,
     /// Override the image's entrypoint.
@@ -83,10 +84,13 @@ pub struct CreateArgs {
     /// Number of CPUs (e.g. 0.5).
     #[arg(long)]
     pub cpus: Option<f64>,
+    /// Relative CPU weight (default 1024).
     #[arg(short = 'c', long)]
     pub cpu_shares: Option<u64>,
+    /// CPUs the container may run on (e.g. 0-1,3).
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
+    /// Most processes at once (-1 = unlimited).
     #[arg(long)]
     pub pids_limit: Option<i64>,
     /// NAME=SOFT[:HARD]
@@ -95,8 +99,10 @@ pub struct CreateArgs {
     /// Mount the root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// Add a capability (e.g. NET_ADMIN, or ALL).
     #[arg(long)]
     pub cap_add: Vec<String>,
+    /// Drop a capability (e.g. CHOWN, or ALL).
     #[arg(long)]
     pub cap_drop: Vec<String>,
     /// Every capability, no seccomp, no masked paths.
@@ -125,23 +131,31 @@ pub struct CreateArgs {
     /// no, on-failure[:N], always, unless-stopped.
     #[arg(long, default_value = "no")]
     pub restart: String,
+    /// Signal that stop sends first (default SIGTERM, or the image's).
     #[arg(long)]
     pub stop_signal: Option<String>,
+    /// Seconds stop waits before SIGKILL (default 10).
     #[arg(long)]
     pub stop_timeout: Option<u32>,
     /// KEY=VALUE
     #[arg(short, long)]
     pub label: Vec<String>,
+    /// Command run in the container to check its health (exit 0: healthy).
     #[arg(long)]
     pub health_cmd: Option<String>,
+    /// Time between checks (e.g. 30s).
     #[arg(long)]
     pub health_interval: Option<String>,
+    /// Time one check may take.
     #[arg(long)]
     pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy.
     #[arg(long)]
     pub health_retries: Option<u32>,
+    /// Grace time after start during which failures do not count.
     #[arg(long)]
     pub health_start_period: Option<String>,
+    /// Disable the image's healthcheck.
     #[arg(long)]
     pub no_healthcheck: bool,
     /// berth (default) or the path of a runc-compatible binary.
