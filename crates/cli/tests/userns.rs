@@ -58,6 +58,30 @@ fn mapped_root_sees_the_image_owners_and_is_unprivileged_on_the_host() {
         ["Uid:", "400000", "400000", "400000", "400000"]
     );
     assert_eq!(b.inspect("s", "{{.HostConfig.UsernsMode}}"), "private");
+    // berth's state stays closed to other users: the container's root got
+    // search rights (an ACL entry), nobody else did.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(b.root()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o007, 0, "{mode:o}");
+    let can_stat = |uid: &str| {
+        std::process::Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                "--regid=65534",
+                "--clear-groups",
+                "stat",
+            ])
+            .arg(b.root().join("berth.db"))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!can_stat("65534"), "another user reached berth.db");
+    assert!(
+        can_stat("400000"),
+        "the container's root can search the root"
+    );
     // A host file only host root may read stays closed to the container's
     // root — and open to a container without a user namespace (the control).
     let secret = b.root().join("secret");

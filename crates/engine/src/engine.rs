@@ -214,6 +214,8 @@ impl Engine {
     /// Opens (creating if needed) the instance rooted at `root`.
     pub fn open(root: &Path) -> Result<Engine> {
         let paths = Paths::new(root);
+        fsutil::private_dir(&paths.root)?;
+        fsutil::private_dir(&paths.run)?;
         for d in [
             paths.root.join("containers"),
             paths.volumes(),
@@ -711,11 +713,18 @@ impl Engine {
         };
         let (netns, files, ports, ip) = self.setup_network(c, &hostname)?;
         if let Some(map) = c.config.userns.map() {
-            fsutil::ensure_traversable(&self.paths.root, &rootfs)?;
-            for m in files.iter().chain(&mounts).filter(|m| m.kind == "bind") {
-                if Path::new(&m.source).starts_with(&self.paths.root) {
-                    fsutil::ensure_traversable(&self.paths.root, Path::new(&m.source))?;
-                }
+            // What the container's root looks up by path while the runtime
+            // sets it up: the rootfs, bind sources, the runtime's state.
+            let bases = [self.paths.root.as_path(), self.paths.run.as_path()];
+            let uid = map.root_ids().0;
+            let state = self.paths.runtime_root().join(&c.id);
+            let binds = files.iter().chain(&mounts).filter(|m| m.kind == "bind");
+            for p in [rootfs.as_path(), state.as_path()]
+                .into_iter()
+                .chain(binds.map(|m| Path::new(&m.source)))
+                .filter(|p| bases.iter().any(|b| p.starts_with(b)))
+            {
+                fsutil::ensure_reachable(&bases, p, uid)?;
             }
             // Writable by the container's root, as they are without --userns.
             for f in &files {

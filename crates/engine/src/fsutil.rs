@@ -116,25 +116,57 @@ pub fn copy_tree_owned(src: &Path, dst: &Path, owner: &OwnerMap<'_>) -> Result<(
     Ok(())
 }
 
-/// Makes every directory from `root` down to `path` searchable by others
-/// (adds `o+x`, never read), and checks that the directories above `root`
-/// already are. A container in a user namespace reaches its rootfs and
-/// bind sources as an unprivileged host id, which the owner-only
-/// permissions of berth's own directories would stop (Docker's
-/// userns-remap makes its root `0710` for the same reason).
-pub fn ensure_traversable(root: &Path, path: &Path) -> Result<()> {
-    for dir in path.ancestors().filter(|d| !d.as_os_str().is_empty()) {
-        let m = std::fs::metadata(dir).map_err(io(format!("stat {}", dir.display())))?;
-        let mode = m.permissions().mode();
-        if !m.is_dir() || mode & 0o001 != 0 {
+/// Makes `dir` (and its parents) exist with no access for other users:
+/// berth's root and run directories hold the state database, container
+/// configs (environment variables included), logs and rootfs mounts. An
+/// existing directory loses its "other" bits only; its group bits, which
+/// are an ACL's mask once [`ensure_reachable`] added entries, stay.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(format!("creating {}", dir.display()))(e)),
+    }
+    let mode = std::fs::metadata(dir)
+        .map_err(io(format!("stat {}", dir.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7770))
+            .map_err(io(format!("chmod o-rwx {}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// Lets host uid `uid` (a user-namespaced container's root) look `path`
+/// up: every directory above it inside one of berth's `bases` (its root
+/// and run directories) gets a search-only ACL entry for that uid
+/// ([`crate::acl`]); directories above the bases must already be
+/// searchable by others. Nothing is opened to other users: berth's
+/// directories stay owner-only for them.
+pub fn ensure_reachable(bases: &[&Path], path: &Path, uid: u32) -> Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    for dir in parent.ancestors().filter(|d| !d.as_os_str().is_empty()) {
+        let m = match std::fs::metadata(dir) {
+            Ok(m) => m,
+            // Made later by whoever needs it (the runtime's are 0711).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(format!("stat {}", dir.display()))(e)),
+        };
+        if m.permissions().mode() & 0o001 != 0 || m.uid() == uid {
             continue;
         }
-        if dir.starts_with(root) {
-            std::fs::set_permissions(
-                dir,
-                std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
-            )
-            .map_err(io(format!("chmod o+x {}", dir.display())))?;
+        if bases.iter().any(|b| dir.starts_with(b)) {
+            crate::acl::grant_search(dir, uid).map_err(io(format!(
+                "letting uid {uid} search {} (a POSIX ACL: the filesystem must support them)",
+                dir.display()
+            )))?;
         } else {
             return Err(Error::Invalid(format!(
                 "a container in a user namespace cannot reach {}: {} is not searchable by other users (chmod o+x it, or use a berth root elsewhere)",
@@ -163,6 +195,20 @@ pub fn du(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_dirs_are_closed_to_others() {
+        let t = tempfile::tempdir().unwrap();
+        let fresh = t.path().join("a/b");
+        private_dir(&fresh).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&fresh), 0o700);
+        let open = t.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&open).unwrap();
+        assert_eq!(mode(&open), 0o750, "group bits (an ACL's mask) stay");
+    }
 
     #[test]
     fn symlinks_stay_inside() {

@@ -15,6 +15,7 @@
 //! cleans up, and applies the restart policy (restarting in the same
 //! process, which execs `berth-monitor` again).
 
+pub mod acl;
 pub mod build;
 pub mod db;
 pub mod engine;
