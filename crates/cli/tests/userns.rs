@@ -60,7 +60,6 @@ fn mapped_root_sees_the_image_owners_and_is_unprivileged_on_the_host() {
     assert_eq!(b.inspect("s", "{{.HostConfig.UsernsMode}}"), "private");
     // berth's state stays closed to other users: the container's root got
     // search rights (an ACL entry), nobody else did.
-    use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(b.root()).unwrap().permissions().mode();
     assert_eq!(mode & 0o007, 0, "{mode:o}");
     let can_stat = |uid: &str| {
