@@ -319,6 +319,7 @@ pub fn run(cmd: Commands, paths: &Paths) -> Result<i32> {
 }
 
 fn open_store(paths: &Paths) -> Result<ImageStore> {
+    berth_engine::fsutil::private_dir(&paths.root)?;
     ImageStore::open(&paths.root, &paths.db())
         .with_context(|| format!("opening the image store in {}", paths.root.display()))
 }
