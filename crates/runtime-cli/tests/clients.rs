@@ -159,7 +159,11 @@ fn podman_run_it_through_a_pty() {
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(out.contains("/dev/pts/0"), "no terminal inside: {out}");
+    assert!(
+        out.contains("/dev/pts/0"),
+        "no terminal inside: {out:?}\nstderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(out.contains("done"), "{out}");
 }
 
