@@ -17,6 +17,15 @@ uml="${LINUX_UML:-/usr/bin/linux.uml}"
 # Not under /tmp or /run: the guest mounts tmpfs over those.
 work="$(mktemp -d -p /var/tmp berth-uml.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
+# A checkout or target dir under /tmp or /run (CI may clone there) is
+# bound back by the guest over its tmpfs, at the same path: the top-level
+# directory of the working directory and of the command.
+mkdir "$work/host-tmp" "$work/host-run"
+for p in "$PWD" "$(dirname "$(realpath "$1")")"; do
+    case "$p" in
+        /tmp/?*|/run/?*) echo "$p" | cut -d/ -f1-3 ;;
+    esac
+done | sort -u > "$work/keep"
 {
     echo 'export BERTH_IN_UML=1 RUST_BACKTRACE=1'
     echo "cd $(printf '%q' "$PWD")"
