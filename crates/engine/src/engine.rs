@@ -748,7 +748,6 @@ impl Engine {
             netns,
             seccomp,
             host_caps: crate::spec::host_bounding_set(),
-            swap_accounting: crate::spec::host_swap_accounting(),
             init,
         };
         let spec = crate::spec::build(&input)?;

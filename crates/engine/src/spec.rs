@@ -118,9 +118,6 @@ pub struct SpecInput<'a> {
     /// The caller's bounding set (bit n = capability n): capabilities
     /// outside it cannot be granted, even to `--privileged`.
     pub host_caps: u64,
-    /// The host accounts swap per cgroup (Docker then gives `--memory`
-    /// alone as much swap again).
-    pub swap_accounting: bool,
     /// With `--init`: the host path of the reaper binary, which then runs
     /// as pid 1 in front of the command (see [`crate::init`]).
     pub init: Option<String>,
@@ -246,11 +243,7 @@ pub fn host_swap_accounting() -> bool {
     v1 || v2
 }
 
-pub fn resources(
-    config: &ContainerConfig,
-    devices: &[ResolvedDevice],
-    swap_accounting: bool,
-) -> Value {
+pub fn resources(config: &ContainerConfig, devices: &[ResolvedDevice]) -> Value {
     let mut r = serde_json::Map::new();
     let mut dev_rules = vec![json!({"allow": !config.privileged, "access": "rwm"})];
     if !config.privileged {
@@ -282,7 +275,8 @@ pub fn resources(
     if let Some(m) = config.memory {
         mem.insert("limit".into(), json!(m));
     }
-    if let Some(s) = swap_limit(config.memory, config.memory_swap, swap_accounting) {
+    // Resolved at create (Docker's default included, see [`swap_limit`]).
+    if let Some(s) = config.memory_swap.filter(|s| *s != 0) {
         mem.insert("swap".into(), json!(s));
     }
     if !mem.is_empty() {
@@ -497,7 +491,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         "sysctl": sysctl,
         "cgroupsPath": cgroups_path(input.id),
         "namespaces": namespaces,
-        "resources": resources(c, &input.devices, input.swap_accounting),
+        "resources": resources(c, &input.devices),
         "devices": devices,
     });
     if let Some(map) = c.userns.map() {
@@ -704,23 +698,7 @@ mod tests {
             cap_drop: vec!["chown".into()],
             ..Default::default()
         };
-        let input = SpecInput {
-            id: "0123456789abcdef",
-            config: &c,
-            image: &img,
-            rootfs: "/r".into(),
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
-            mounts: vec![],
-            devices: vec![],
-            netns: None,
-            seccomp: None,
-            host_caps: u64::MAX,
-            swap_accounting: true,
-            init: None,
-        };
-        let spec = build(&input).unwrap();
+        let spec = build(&input(&c, &img)).unwrap();
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["hostname"], "0123456789ab");
         assert_eq!(v["process"]["cwd"], "/srv");
@@ -760,7 +738,6 @@ mod tests {
             netns: None,
             seccomp: None,
             host_caps: u64::MAX,
-            swap_accounting: true,
             init: None,
         }
     }
