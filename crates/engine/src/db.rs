@@ -135,16 +135,18 @@ impl Db {
         self.insert_container_with(&mut c, |_, _| Ok(()))
     }
 
-    /// Inserts `c` after `prepare` has seen the configs of every existing
-    /// container, all in one transaction (so choices that must differ
-    /// between containers, like `--userns=auto` id blocks, cannot race).
+    /// Inserts `c` after `prepare` has had its say, in one transaction:
+    /// `prepare` may read every existing container's config (through the
+    /// loader it gets, only when it needs them), so choices that must
+    /// differ between containers, like `--userns=auto` id blocks, cannot
+    /// race.
     pub fn insert_container_with(
         &mut self,
         c: &mut Container,
-        prepare: impl FnOnce(&mut Container, &[ContainerConfig]) -> Result<()>,
+        prepare: impl FnOnce(&mut Container, &dyn Fn() -> Result<Vec<ContainerConfig>>) -> Result<()>,
     ) -> Result<()> {
         self.write("insert container", |tx| {
-            let others = {
+            let others = || -> Result<Vec<ContainerConfig>> {
                 let mut st = tx
                     .prepare("SELECT config FROM engine_containers")
                     .map_err(db("listing container configs"))?;
@@ -156,7 +158,7 @@ impl Db {
                     let text = r.map_err(db("listing container configs"))?;
                     out.push(from_json::<ContainerConfig>(&text, "container config")?);
                 }
-                out
+                Ok(out)
             };
             prepare(c, &others)?;
             let c = &*c;

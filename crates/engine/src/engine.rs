@@ -81,10 +81,14 @@ fn random_id() -> String {
 /// container holds (called inside the insert transaction). The ranges come
 /// from /etc/subuid and /etc/subgid, or the files named by `BERTH_SUBUID`
 /// and `BERTH_SUBGID`.
-fn resolve_auto_userns(c: &mut Container, others: &[ContainerConfig]) -> Result<()> {
+fn resolve_auto_userns(
+    c: &mut Container,
+    others: &dyn Fn() -> Result<Vec<ContainerConfig>>,
+) -> Result<()> {
     let crate::userns::Userns::Auto { size } = c.config.userns else {
         return Ok(());
     };
+    let others = others()?;
     let read = |var: &str, default: &str| {
         let path = std::env::var(var).unwrap_or_else(|_| default.to_string());
         std::fs::read_to_string(&path).map_err(io(format!("--userns=auto: reading {path}")))
