@@ -150,19 +150,14 @@ impl IdMap {
             .unwrap_or_else(|| self.gids.first().map_or(0, |r| r.host));
         (uid, gid)
     }
+
     /// A user namespace holding these maps, for idmapped mounts.
     pub fn namespace(&self) -> Result<OwnedFd, berth_runtime::error::Error> {
-        let oci = |ranges: &[IdRange]| -> Vec<oci_spec::runtime::LinuxIdMapping> {
+        use berth_runtime::namespaces::id_mapping;
+        let oci = |ranges: &[IdRange]| -> Vec<_> {
             ranges
                 .iter()
-                .map(|r| {
-                    oci_spec::runtime::LinuxIdMappingBuilder::default()
-                        .container_id(r.container)
-                        .host_id(r.host)
-                        .size(r.size)
-                        .build()
-                        .expect("all fields set")
-                })
+                .map(|r| id_mapping(r.container, r.host, r.size))
                 .collect()
         };
         berth_runtime::namespaces::detached_user_namespace(&oci(&self.uids), &oci(&self.gids))

@@ -198,16 +198,7 @@ fn idmapped_mount(make: Make) {
     let m = s.prepare("c1", Some("base")).unwrap();
     let p = mountpoint(tmp.path(), "c1");
     fs::set_permissions(p.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
-    let map = |host: u32| {
-        vec![
-            oci_spec::runtime::LinuxIdMappingBuilder::default()
-                .container_id(0u32)
-                .host_id(host)
-                .size(65536u32)
-                .build()
-                .unwrap(),
-        ]
-    };
+    let map = |host: u32| vec![berth_runtime::namespaces::id_mapping(0, host, 65536)];
     let ns =
         berth_runtime::namespaces::detached_user_namespace(&map(100000), &map(200000)).unwrap();
     mount_all_idmapped(&m, &p, std::os::fd::AsFd::as_fd(&ns), (100000, 200000)).unwrap();

@@ -433,10 +433,13 @@ fn send_idmapped_mounts(ch: &channel::Channel, bundle: &Bundle, child: i32) -> R
             }
             (_, _, Some(value)) => {
                 let (u, g) = crate::mounts::parse_idmap_value(value).map_err(Error::Other)?;
-                Some(namespaces::detached_user_namespace(
-                    &idmap_ranges(&u),
-                    &idmap_ranges(&g),
-                )?)
+                // crun's triplets are id map lines: FS (inside), HOST, SIZE.
+                let lines = |r: &[crate::mounts::IdmapRange]| -> Vec<_> {
+                    r.iter()
+                        .map(|&(fs, host, n)| namespaces::id_mapping(fs, host, n))
+                        .collect()
+                };
+                Some(namespaces::detached_user_namespace(&lines(&u), &lines(&g))?)
             }
             _ => None,
         };
@@ -476,21 +479,6 @@ fn send_idmapped_mounts(ch: &channel::Channel, bundle: &Bundle, child: i32) -> R
         ch.send_with_fd(&ToChild::IdmappedMount { index }, Some(tree.as_raw_fd()))?;
     }
     Ok(())
-}
-
-/// crun's `idmap=` triplets as OCI id mappings (the same three numbers:
-/// the id inside the mapping's namespace, the host id, the size).
-fn idmap_ranges(r: &[crate::mounts::IdmapRange]) -> Vec<oci_spec::runtime::LinuxIdMapping> {
-    r.iter()
-        .map(|&(fs, host, size)| {
-            oci_spec::runtime::LinuxIdMappingBuilder::default()
-                .container_id(fs)
-                .host_id(host)
-                .size(size)
-                .build()
-                .expect("all fields set")
-        })
-        .collect()
 }
 
 /// Checks against the host that need no side effects: rlimits, LSM

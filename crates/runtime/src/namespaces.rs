@@ -195,6 +195,17 @@ pub fn unshare(flags: CloneFlags) -> Result<()> {
     nix::sched::unshare(flags).ctx(|| format!("unshare({flags:?})"))
 }
 
+/// One id map line: `size` ids from `inner` inside the namespace are the
+/// ids from `host` outside it.
+pub fn id_mapping(inner: u32, host: u32, size: u32) -> LinuxIdMapping {
+    oci_spec::runtime::LinuxIdMappingBuilder::default()
+        .container_id(inner)
+        .host_id(host)
+        .size(size)
+        .build()
+        .expect("all fields set")
+}
+
 /// A user namespace holding the `uid`/`gid` maps and nothing else, kept
 /// alive by the returned fd once the process that made it is gone: what an
 /// idmapped mount needs (mount_setattr(2), `MOUNT_ATTR_IDMAP`, takes the
