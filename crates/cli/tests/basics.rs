@@ -7,49 +7,25 @@ use common::Instance;
 #[test]
 fn run_echo_and_exit_codes() {
     let Some(b) = Instance::new() else { return };
-    let out = b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "echo",
-        "hello",
-    ]);
+    let out = b.ok_none(&["busybox", "echo", "hello"]);
     assert_eq!(out, "hello\n");
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
-        "exit 3",
-    ]);
+    let o = b.run_none(&["busybox", "sh", "-c", "exit 3"]);
     assert_eq!(o.status.code(), Some(3));
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "nonexistent-cmd",
-    ]);
+    let o = b.run_none(&["busybox", "nonexistent-cmd"]);
     assert_eq!(
         o.status.code(),
         Some(127),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = b.run(&["run", "--rm", "--network", "none", "busybox", "/etc/passwd"]);
+    let o = b.run_none(&["busybox", "/etc/passwd"]);
     assert_eq!(
         o.status.code(),
         Some(126),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = b.run(&["run", "--rm", "--network", "none", "no-such-image", "true"]);
+    let o = b.run_none(&["no-such-image", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-image"));
     // --rm left nothing behind.

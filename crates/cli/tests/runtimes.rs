@@ -14,31 +14,10 @@ fn runc_runs_foreground_and_detached() {
         return;
     }
     assert_eq!(
-        b.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--runtime",
-            "runc",
-            "busybox",
-            "echo",
-            "via-runc"
-        ]),
+        b.ok_none(&["--runtime", "runc", "busybox", "echo", "via-runc"]),
         "via-runc\n"
     );
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--runtime",
-        "runc",
-        "busybox",
-        "sh",
-        "-c",
-        "exit 4",
-    ]);
+    let o = b.run_none(&["--runtime", "runc", "busybox", "sh", "-c", "exit 4"]);
     assert_eq!(o.status.code(), Some(4));
     b.ok(&[
         "run",

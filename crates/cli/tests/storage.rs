@@ -7,11 +7,7 @@ use common::Instance;
 #[test]
 fn named_volume_survives_and_is_populated() {
     let Some(b) = Instance::new() else { return };
-    b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
+    b.ok_none(&[
         "-v",
         "data:/data",
         "busybox",
@@ -21,31 +17,11 @@ fn named_volume_survives_and_is_populated() {
     ]);
     assert_eq!(b.ok(&["volume", "ls", "-q"]), "data\n");
     assert_eq!(
-        b.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            "data:/data",
-            "busybox",
-            "cat",
-            "/data/f"
-        ]),
+        b.ok_none(&["-v", "data:/data", "busybox", "cat", "/data/f"]),
         "kept\n"
     );
     // First use copies the image's content at the mount point.
-    let out = b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        "etc:/etc",
-        "busybox",
-        "cat",
-        "/etc/group",
-    ]);
+    let out = b.ok_none(&["-v", "etc:/etc", "busybox", "cat", "/etc/group"]);
     assert!(out.contains("root:x:0:"), "{out}");
     let mp = b.ok(&["volume", "inspect", "etc"]);
     assert!(mp.contains("\"Mountpoint\""));
@@ -80,69 +56,24 @@ fn bind_ro_tmpfs_and_readonly_rootfs() {
     std::fs::write(host.path().join("in"), "from host\n").unwrap();
     let v = format!("{}:/h", host.path().display());
     assert_eq!(
-        b.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            &v,
-            "busybox",
-            "cat",
-            "/h/in"
-        ]),
+        b.ok_none(&["-v", &v, "busybox", "cat", "/h/in"]),
         "from host\n"
     );
-    b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &v,
-        "busybox",
-        "sh",
-        "-c",
-        "echo back > /h/out",
-    ]);
+    b.ok_none(&["-v", &v, "busybox", "sh", "-c", "echo back > /h/out"]);
     assert_eq!(
         std::fs::read_to_string(host.path().join("out")).unwrap(),
         "back\n"
     );
     let vro = format!("{v}:ro");
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &vro,
-        "busybox",
-        "touch",
-        "/h/x",
-    ]);
+    let o = b.run_none(&["-v", &vro, "busybox", "touch", "/h/x"]);
     assert_ne!(o.status.code(), Some(0));
     let m = format!(
         "type=bind,source={},target=/m,readonly",
         host.path().display()
     );
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--mount",
-        &m,
-        "busybox",
-        "touch",
-        "/m/x",
-    ]);
+    let o = b.run_none(&["--mount", &m, "busybox", "touch", "/m/x"]);
     assert_ne!(o.status.code(), Some(0));
-    let out = b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
+    let out = b.ok_none(&[
         "--tmpfs",
         "/scratch",
         "busybox",
@@ -151,27 +82,9 @@ fn bind_ro_tmpfs_and_readonly_rootfs() {
         "grep /scratch /proc/mounts",
     ]);
     assert!(out.contains("tmpfs"), "{out}");
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--read-only",
-        "busybox",
-        "touch",
-        "/x",
-    ]);
+    let o = b.run_none(&["--read-only", "busybox", "touch", "/x"]);
     assert_ne!(o.status.code(), Some(0));
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        "/no/such/dir:/x",
-        "busybox",
-        "true",
-    ]);
+    let o = b.run_none(&["-v", "/no/such/dir:/x", "busybox", "true"]);
     assert_eq!(o.status.code(), Some(125));
 }
 
@@ -180,11 +93,7 @@ fn process_flags() {
     let Some(b) = Instance::new() else { return };
     let envf = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(envf.path(), "# comment\nFROMFILE=yes\n").unwrap();
-    let out = b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
+    let out = b.ok_none(&[
         "-e",
         "A=1",
         "--env-file",
@@ -202,25 +111,14 @@ fn process_flags() {
     ]);
     assert_eq!(out, "1 yes /tmp 65534 boat\n");
     assert_eq!(
-        b.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "echo",
-            "busybox",
-            "via",
-            "entrypoint"
-        ]),
+        b.ok_none(&["--entrypoint", "echo", "busybox", "via", "entrypoint"]),
         "via entrypoint\n"
     );
     // Capabilities: CAP_NET_RAW is dropped; privileged has CAP_SYS_ADMIN (bit 21).
     let caps = |extra: &[&str]| {
-        let mut a = vec!["run", "--rm", "--network", "none"];
-        a.extend_from_slice(extra);
+        let mut a = extra.to_vec();
         a.extend(["busybox", "sh", "-c", "grep CapEff /proc/self/status"]);
-        let out = b.ok(&a);
+        let out = b.ok_none(&a);
         u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap()
     };
     let default = caps(&[]);
@@ -229,11 +127,7 @@ fn process_flags() {
     assert_eq!(caps(&["--cap-add", "SYS_ADMIN"]) & (1 << 21), 1 << 21);
     assert_eq!(default & (1 << 21), 0);
     assert_ne!(caps(&["--privileged"]) & (1 << 21), 0);
-    let out = b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
+    let out = b.ok_none(&[
         "--ulimit",
         "nofile=100:200",
         "busybox",
@@ -242,11 +136,7 @@ fn process_flags() {
         "ulimit -n",
     ]);
     assert_eq!(out, "100\n");
-    let out = b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
+    let out = b.ok_none(&[
         "--security-opt",
         "no-new-privileges",
         "busybox",
@@ -259,34 +149,16 @@ fn process_flags() {
     let prof = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(prof.path(), r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#).unwrap();
     let so = format!("seccomp={}", prof.path().display());
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--security-opt",
-        &so,
-        "busybox",
-        "mkdir",
-        "/tmp/x",
-    ]);
+    let o = b.run_none(&["--security-opt", &so, "busybox", "mkdir", "/tmp/x"]);
     assert_ne!(o.status.code(), Some(0));
-    b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
+    b.ok_none(&[
         "--security-opt",
         "seccomp=unconfined",
         "busybox",
         "mkdir",
         "/tmp/x",
     ]);
-    let out = b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
+    let out = b.ok_none(&[
         "--device",
         "/dev/null:/dev/mynull",
         "busybox",
@@ -379,17 +251,6 @@ fn cp_both_ways_commit_and_diff() {
     );
     let id = b.ok(&["commit", "c", "snap:v1"]);
     assert!(id.trim().starts_with("sha256:"), "{id}");
-    assert_eq!(
-        b.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "snap:v1",
-            "cat",
-            "/tmp/up"
-        ]),
-        "uploaded\n"
-    );
+    assert_eq!(b.ok_none(&["snap:v1", "cat", "/tmp/up"]), "uploaded\n");
     assert!(b.mounts().is_empty(), "{:?}", b.mounts());
 }

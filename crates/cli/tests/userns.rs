@@ -14,10 +14,9 @@ fn run(b: &Instance, extra: &[&str], script: &str) -> String {
 }
 
 fn run_image(b: &Instance, extra: &[&str], image: &str, script: &str) -> String {
-    let mut args = vec!["run", "--rm", "--network", "none"];
-    args.extend_from_slice(extra);
+    let mut args = extra.to_vec();
     args.extend_from_slice(&[image, "sh", "-c", script]);
-    b.ok(&args)
+    b.ok_none(&args)
 }
 
 #[test]
@@ -87,19 +86,7 @@ fn mapped_root_sees_the_image_owners_and_is_unprivileged_on_the_host() {
     std::fs::write(&secret, "s3cret").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let bind = format!("{}:/secret", secret.display());
-    let denied = b.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--uidmap",
-        MAP,
-        "-v",
-        &bind,
-        "busybox",
-        "cat",
-        "/secret",
-    ]);
+    let denied = b.run_none(&["--uidmap", MAP, "-v", &bind, "busybox", "cat", "/secret"]);
     assert!(!denied.status.success());
     assert!(
         String::from_utf8_lossy(&denied.stderr).contains("Permission denied"),
@@ -309,10 +296,9 @@ fn bad_maps_are_refused_clearly() {
         ),
         (vec!["--userns", "keep-id"], "unknown mode"),
     ] {
-        let mut a = vec!["run", "--rm", "--network", "none"];
-        a.extend(args.iter());
+        let mut a = args.clone();
         a.extend(["busybox", "true"]);
-        let o = b.run(&a);
+        let o = b.run_none(&a);
         assert_eq!(o.status.code(), Some(125), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(want), "{args:?}: {err}");

@@ -101,6 +101,21 @@ impl Instance {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// `berth run --rm --network none ARGS`, the tests' usual one-shot
+    /// container: its output.
+    pub fn run_none(&self, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--rm", "--network", "none"];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    /// [`Instance::run_none`], asserting success; returns stdout.
+    pub fn ok_none(&self, args: &[&str]) -> String {
+        let mut all = vec!["run", "--rm", "--network", "none"];
+        all.extend_from_slice(args);
+        self.ok(&all)
+    }
+
     pub fn inspect(&self, name: &str, field: &str) -> String {
         self.ok(&["inspect", "-f", field, name]).trim().to_string()
     }
