@@ -153,12 +153,14 @@ impl Delegated {
 
 impl Drop for Delegated {
     fn drop(&mut self) {
-        for d in &self.dirs {
-            for leaf in ["ctr", "launcher"] {
-                let _ = std::fs::remove_dir(d.join(leaf));
-            }
-            if let Err(e) = std::fs::remove_dir(d) {
-                eprintln!("cleanup of {} failed: {e}", d.display());
+        // Dropped before the user (declared after it), so a failed test's
+        // container may still run in `ctr`: destroy kills what is left.
+        let h = berth_cgroups::Hierarchy::detect().unwrap();
+        for leaf in ["/ctr", "/launcher", ""] {
+            let path = format!("{}{leaf}", self.path);
+            let m = berth_cgroups::Manager::new(&h, &path, "cleanup").unwrap();
+            if let Err(e) = m.destroy() {
+                eprintln!("cleanup of {path} failed: {e}");
             }
         }
     }
