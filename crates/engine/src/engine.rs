@@ -717,24 +717,7 @@ impl Engine {
         };
         let (netns, files, ports, ip) = self.setup_network(c, &hostname)?;
         if let Some(map) = c.config.userns.map() {
-            // What the container's root looks up by path while the runtime
-            // sets it up: the rootfs, bind sources, the runtime's state.
-            let bases = [self.paths.root.as_path(), self.paths.run.as_path()];
-            let uid = map.root_ids().0;
-            let state = self.paths.runtime_root().join(&c.id);
-            let binds = files.iter().chain(&mounts).filter(|m| m.kind == "bind");
-            for p in [rootfs.as_path(), state.as_path()]
-                .into_iter()
-                .chain(binds.map(|m| Path::new(&m.source)))
-                .filter(|p| bases.iter().any(|b| p.starts_with(b)))
-            {
-                fsutil::ensure_reachable(&bases, p, uid)?;
-            }
-            // Writable by the container's root, as they are without --userns.
-            for f in &files {
-                std::os::unix::fs::chown(&f.source, map.host_uid(0), map.host_gid(0))
-                    .map_err(io(format!("chown {}", f.source)))?;
-            }
+            self.open_to_mapped_root(c, map, &rootfs, &files, &mounts)?;
         }
         // Hosts files first so a user -v over /etc/hosts wins.
         let mut all = files;
@@ -763,6 +746,37 @@ impl Engine {
             .map_err(|e| Error::Other(format!("serializing config.json: {e}")))?;
         fsutil::write_atomic(&self.paths.container_dir(&c.id).join("config.json"), &text)?;
         Ok((cmd, ports, ip))
+    }
+
+    /// Gives a user-namespaced container's root, an unprivileged host uid,
+    /// what it needs from berth's directories: search rights on the way to
+    /// what it looks up by path while the runtime sets it up (the rootfs,
+    /// bind sources, the runtime's state), and ownership of its hosts,
+    /// resolv.conf and hostname files, writable as without --userns.
+    fn open_to_mapped_root(
+        &self,
+        c: &Container,
+        map: &crate::idmap::IdMap,
+        rootfs: &Path,
+        files: &[ResolvedMount],
+        mounts: &[ResolvedMount],
+    ) -> Result<()> {
+        let bases = [self.paths.root.as_path(), self.paths.run.as_path()];
+        let state = self.paths.runtime_root().join(&c.id);
+        let binds = files.iter().chain(mounts).filter(|m| m.kind == "bind");
+        // Bind sources outside berth's directories are the user's business.
+        for p in [rootfs, state.as_path()]
+            .into_iter()
+            .chain(binds.map(|m| Path::new(&m.source)))
+            .filter(|p| bases.iter().any(|b| p.starts_with(b)))
+        {
+            fsutil::ensure_reachable(&bases, p, map.root_ids().0)?;
+        }
+        for f in files {
+            std::os::unix::fs::chown(&f.source, map.host_uid(0), map.host_gid(0))
+                .map_err(io(format!("chown {}", f.source)))?;
+        }
+        Ok(())
     }
 
     /// Whether the container has network endpoints to release.
